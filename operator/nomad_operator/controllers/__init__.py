@@ -1,0 +1,1 @@
+"""Controllers built on the runtime."""

@@ -1,0 +1,1 @@
+"""The node controller: node-down reports, flap damping, rebalancing when a node returns."""

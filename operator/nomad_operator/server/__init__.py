@@ -1,0 +1,1 @@
+"""The operator's HTTP server: webhook receivers, /metrics, /healthz, /readyz."""
