@@ -15,7 +15,9 @@ from typing import Protocol
 from nomad_operator import __version__
 
 # Modules that contribute sub-commands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = (
+    "nomad_operator.jobspec.cli",
+)
 
 
 class CommandModule(Protocol):

@@ -25,6 +25,7 @@ _UNITS: dict[str, int] = {
     "m": MINUTE,
     "h": HOUR,
 }
+_MAX_DURATION = 2**63 - 1  # Go's time.Duration is an int64
 _PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 
 
@@ -49,16 +50,23 @@ def parse_duration(text: str) -> int:
         return 0
     if not text:
         raise InvalidDuration(f"invalid duration {original!r}")
-    total = 0.0
+    # Exact integer arithmetic, as Go does: floats lose nanoseconds above 2**53 ns (about 104 days).
+    total = 0
     position = 0
     while position < len(text):
         match = _PART.match(text, position)
         if match is None:
             raise InvalidDuration(f"invalid duration {original!r}")
         number, unit = match.groups()
-        total += float(number) * _UNITS[unit]
+        whole, _, fraction = number.partition(".")
+        scale = _UNITS[unit]
+        total += int(whole or "0") * scale
+        if fraction:
+            total += int(fraction) * scale // 10 ** len(fraction)
         position = match.end()
-    return sign * round(total)
+    if total > _MAX_DURATION:
+        raise InvalidDuration(f"invalid duration {original!r}: out of range")
+    return sign * total
 
 
 def format_duration(nanoseconds: int) -> str:

@@ -49,3 +49,13 @@ def test_format_duration_matches_go(nanoseconds: int, expected: str) -> None:
 @given(st.integers(min_value=-10**15, max_value=10**15))
 def test_format_then_parse_round_trips(nanoseconds: int) -> None:
     assert parse_duration(format_duration(nanoseconds)) == nanoseconds
+
+
+def test_parse_duration_is_exact_beyond_float_precision() -> None:
+    assert parse_duration("1ns2502h") == 2502 * HOUR + 1
+    assert parse_duration("2562047h47m16.854775807s") == 2**63 - 1
+
+
+def test_parse_duration_rejects_overflow() -> None:
+    with pytest.raises(InvalidDuration):
+        parse_duration("2562048h")

@@ -1,0 +1,7 @@
+job "web" {
+  affinity {
+    attribute = "${node.class}"
+    value     = "fast"
+    weight    = 500
+  }
+}

@@ -1,0 +1,9 @@
+job "web" {
+  group "g" {
+    task "t" {
+      driver {
+        name = "docker"
+      }
+    }
+  }
+}

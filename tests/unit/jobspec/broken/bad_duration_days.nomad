@@ -1,0 +1,5 @@
+job "web" {
+  update {
+    healthy_deadline = "1d"
+  }
+}

@@ -1,0 +1,10 @@
+job "web" {
+  group "g" {
+    volume "data" {
+      type = "host"
+    }
+    volume "data" {
+      type = "csi"
+    }
+  }
+}

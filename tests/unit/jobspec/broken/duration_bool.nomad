@@ -1,0 +1,5 @@
+job "web" {
+  update {
+    stagger = true
+  }
+}

@@ -1,0 +1,5 @@
+job "web" {
+  update {
+    min_healthy_time = "10"
+  }
+}

@@ -1,0 +1,7 @@
+job "web" {
+  group "g" {
+    scaling {
+      min = 1
+    }
+  }
+}

@@ -1,0 +1,5 @@
+job "web" {
+  update "fast" {
+    max_parallel = 2
+  }
+}

@@ -1,0 +1,5 @@
+job "web" {
+  meta {
+    owners = ["a", "b"]
+  }
+}

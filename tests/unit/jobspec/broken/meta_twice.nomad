@@ -1,0 +1,6 @@
+job "web" {
+  meta = { a = "1" }
+  meta {
+    b = "2"
+  }
+}

@@ -1,0 +1,4 @@
+region = "global"
+
+job "web" {
+}

@@ -1,0 +1,5 @@
+job "one" {
+}
+
+job "two" {
+}

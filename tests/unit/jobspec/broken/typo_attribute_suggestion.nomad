@@ -1,0 +1,5 @@
+job "web" {
+  group "g" {
+    cuont = 3
+  }
+}

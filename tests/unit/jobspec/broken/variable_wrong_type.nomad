@@ -1,0 +1,10 @@
+variable "replicas" {
+  type    = number
+  default = "many"
+}
+
+job "web" {
+  group "g" {
+    count = var.replicas
+  }
+}

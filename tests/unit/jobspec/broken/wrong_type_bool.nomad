@@ -1,0 +1,3 @@
+job "web" {
+  all_at_once = "yes"
+}
