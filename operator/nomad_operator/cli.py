@@ -17,6 +17,7 @@ from nomad_operator import __version__
 # Modules that contribute sub-commands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "nomad_operator.jobspec.cli",
+    "nomad_operator.sim.cli",
 )
 
 
