@@ -32,7 +32,7 @@ async def _answer(http: aiohttp.ClientSession, method: str, path: str, **kwargs:
     ("GET", "/v1/evaluation/nope", {}, 404, "eval not found"),
     ("GET", "/v1/deployment/nope", {}, 404, "deployment not found"),
     ("GET", "/v1/job/x/submission?version=zz", {}, 400, "Unable to parse job submission version parameter"),
-    ("POST", "/v1/jobs/parse", {"json": {"JobHCL": "job \"x\" {}"}}, 501, "jobs parse is not wired in yet"),
+    ("POST", "/v1/jobs/parse", {"json": {"JobHCL": ""}}, 400, "Job spec is empty"),
     ("GET", "/v1/jobs?filter=Status%20~%20x", {}, 400, None),
     ("GET", "/v1/jobs?per_page=many", {}, 400, "Expect a number for `per_page` query string parameter"),
     ("POST", "/v1/node/unknown-node/drain", {"json": {"DrainSpec": None}}, 500, "node not found"),

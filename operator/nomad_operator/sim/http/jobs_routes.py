@@ -7,11 +7,13 @@ lists are built by the same functions as the reads.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from typing import Any
 
 from aiohttp import web
 
+from nomad_operator.jobspec import JobspecError, parse_for_api
 from nomad_operator.sim.diff import job_diff
 from nomad_operator.sim.encoding import drop_empty
 from nomad_operator.sim.errors import bad_request, not_found
@@ -50,7 +52,26 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def parse(request: web.Request) -> web.Response:
-    return text_error(501, "jobs parse is not wired in yet")
+    """`/v1/jobs/parse` with our own converter: the same rules as Nomad's (no filesystem, variables as HCL text).
+
+    Conversion holds the GIL for ~0.15 ms a line, so it runs in a thread to keep heartbeats and streams moving.
+    """
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise bad_request("Failed to decode request body: expected an object")
+    hcl = body.get("JobHCL") or ""
+    variables = body.get("Variables") or None
+    if not isinstance(hcl, str) or not isinstance(variables, str | None):
+        raise bad_request("Failed to decode request body: JobHCL and Variables must be strings")
+    if not hcl.strip():
+        return text_error(400, "Job spec is empty")
+    try:
+        job = await asyncio.to_thread(
+            parse_for_api, hcl, variables=variables, canonicalize=bool(body.get("Canonicalize"))
+        )
+    except JobspecError as error:
+        return text_error(400, f"Failed to parse job: {error}")
+    return json_response(request, job, meta=False)
 
 
 async def read_job(request: web.Request) -> web.Response:
