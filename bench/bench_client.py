@@ -4,9 +4,11 @@ Why: reconcilers read jobs, allocations and variables constantly; the client mus
 >= 1,500 GET/s at concurrency 16 on one core). The baseline is python-nomad, the existing Python client, driven from
 asyncio the only way it can be (`asyncio.to_thread`), measured in the same run against the same server.
 
-The server is a small aiohttp app answering a ~3.8 KB job JSON with Nomad's headers, in a separate process (pinned to
-another core when there is one). Pass `--url` to measure against a running simulator or Nomad instead (it must have
-a job with the ID given by `--job`).
+Two servers, each in a separate process (pinned to another core when there is one):
+- the simulator, holding the project's own `jobs/whoami.nomad` as registered (GET /v1/job/whoami): the figure the
+  target is about;
+- a bare aiohttp app answering a pre-encoded job of similar size with Nomad's headers: the clients' own ceiling,
+  which shows how much of the first figure is the simulator's server side.
 
     python bench/bench_client.py [--requests 4000] [--concurrency 16] [--rounds 3]
 """
@@ -20,6 +22,7 @@ import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -27,7 +30,14 @@ import nomad
 import orjson
 from aiohttp import web
 
+from nomad_operator.jobspec import load_job
 from nomad_operator.nomad import NomadClient, NomadSettings
+from nomad_operator.sim.config import SimConfig
+from nomad_operator.sim.encoding import dumps
+from nomad_operator.sim.server import start_simulator
+
+JOBS_DIR = Path(__file__).resolve().parent.parent / "jobs"
+JOB_ID = "whoami"
 
 
 def job_json(job_id: str) -> dict[str, Any]:
@@ -117,19 +127,27 @@ def serve_jobs(job_id: str) -> web.Application:
     return app
 
 
-def _server_process(job_id: str, port_queue: Any) -> None:
+def _server_process(kind: str, port_queue: Any) -> None:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
 
-    async def main() -> None:
-        runner = web.AppRunner(serve_jobs(job_id), access_log=None, shutdown_timeout=0.5)
+    async def fake() -> None:
+        runner = web.AppRunner(serve_jobs(JOB_ID), access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port_queue.put(runner.addresses[0][1])
+        port_queue.put((runner.addresses[0][1], len(orjson.dumps(job_json(JOB_ID)))))
         await asyncio.Event().wait()
 
-    asyncio.run(main())
+    async def simulator() -> None:
+        async with start_simulator(SimConfig(task_start=0.01, node_ready=0.01), host="127.0.0.1", port=0) as sim:
+            job = load_job(JOBS_DIR / f"{JOB_ID}.nomad", root_dir=JOBS_DIR).job
+            sim.cluster.jobs.register({"Job": job}, path_id=None, namespace="default")
+            size = len(dumps(sim.cluster.store.jobs[("default", JOB_ID)]))
+            port_queue.put((sim.port, size))
+            await asyncio.Event().wait()
+
+    asyncio.run(simulator() if kind == "sim" else fake())
 
 
 async def _run_workers(
@@ -170,45 +188,48 @@ async def python_nomad(url: str, job_id: str, count: int, concurrency: int) -> t
     return await _run_workers(count, concurrency, one)
 
 
+def _measure_server(kind: str, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    context = multiprocessing.get_context("spawn")
+    port_queue = context.Queue()
+    process = context.Process(target=_server_process, args=(kind, port_queue), daemon=True)
+    process.start()
+    try:
+        port, size = port_queue.get(timeout=60)
+        url = f"http://127.0.0.1:{port}"
+        print(f"{SERVERS[kind]}: GET /v1/job/{JOB_ID} ({size} bytes)")
+        results: dict[str, tuple[float, float]] = {}
+        for name, runner in (("python-nomad in threads (baseline)", python_nomad), ("NomadClient (ours)", ours)):
+            rounds = [asyncio.run(runner(url, JOB_ID, args.requests, args.concurrency)) for _ in range(args.rounds)]
+            wall = statistics.median(rate for rate, _ in rounds)
+            cpu = statistics.median(rate for _, rate in rounds)
+            results[name] = (wall, cpu)
+            shown = ", ".join(f"{rate:,.0f}" for rate, _ in rounds)
+            print(f"  {name:36s} {wall:>8,.0f} req/s  {cpu:>8,.0f} req/CPU-s  (rounds: {shown})")
+        ours_result, baseline = results["NomadClient (ours)"], results["python-nomad in threads (baseline)"]
+        wall_ratio, cpu_ratio = ours_result[0] / baseline[0], ours_result[1] / baseline[1]
+        print(f"  NomadClient / python-nomad: {wall_ratio:.2f} (wall), {cpu_ratio:.2f} (CPU)")
+        return results
+    finally:
+        process.terminate()
+        process.join(5)
+
+
+SERVERS = {"sim": "simulator", "fake": "bare aiohttp server (ceiling)"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--url", help="measure against this Nomad/simulator instead of the built-in server")
-    parser.add_argument("--job", default="whoami")
     args = parser.parse_args()
-
-    process = None
-    url = args.url
-    if url is None:
-        context = multiprocessing.get_context("spawn")
-        port_queue = context.Queue()
-        process = context.Process(target=_server_process, args=(args.job, port_queue), daemon=True)
-        process.start()
-        url = f"http://127.0.0.1:{port_queue.get(timeout=30)}"
-        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-            os.sched_setaffinity(0, {1})
-    try:
-        size = len(orjson.dumps(job_json(args.job)))
-        print(
-            f"GET /v1/job/{args.job} ({size} bytes), {args.requests} requests a round, concurrency {args.concurrency}"
-        )
-        results: dict[str, tuple[float, float]] = {}
-        for name, runner in (("python-nomad in threads (baseline)", python_nomad), ("NomadClient (ours)", ours)):
-            rounds = [asyncio.run(runner(url, args.job, args.requests, args.concurrency)) for _ in range(args.rounds)]
-            wall = statistics.median(rate for rate, _ in rounds)
-            cpu = statistics.median(rate for _, rate in rounds)
-            results[name] = (wall, cpu)
-            shown = ", ".join(f"{rate:,.0f}" for rate, _ in rounds)
-            print(f"{name:36s} {wall:>8,.0f} req/s  {cpu:>8,.0f} req/CPU-s  (rounds: {shown})")
-        ours_result, baseline = results["NomadClient (ours)"], results["python-nomad in threads (baseline)"]
-        wall_ratio, cpu_ratio = ours_result[0] / baseline[0], ours_result[1] / baseline[1]
-        print(f"NomadClient / python-nomad: {wall_ratio:.2f} (wall), {cpu_ratio:.2f} (CPU)")
-    finally:
-        if process is not None:
-            process.terminate()
-            process.join(5)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})
+    print(f"{args.requests} requests a round, concurrency {args.concurrency}, {args.rounds} rounds")
+    on_sim = _measure_server("sim", args)
+    on_fake = _measure_server("fake", args)
+    ours_name = "NomadClient (ours)"
+    print(f"NomadClient on the simulator / on the bare server: {on_sim[ours_name][0] / on_fake[ours_name][0]:.2f}")
 
 
 if __name__ == "__main__":

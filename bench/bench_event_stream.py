@@ -1,15 +1,20 @@
-"""Benchmark: events per second through `EventStream`, end to end, against a bare aiohttp line reader.
+"""Benchmark: events per second end to end, simulator -> `EventStream` -> consumer, against a bare aiohttp line
+reader of the same stream (the ceiling).
 
 Why: informers must keep up with a busy cluster's allocation churn (target: >= 50,000 events/s of ~2 KB allocation
 events on one core). The ceiling is what aiohttp alone does when it only splits lines; the ratio shows what our
 decoding, dedupe and event objects cost on top of it, and a naive `readline` + `json.loads` consumer shows what the
 care buys.
 
-The server runs in a separate process (pinned to another core when there is one), so the client's figures are the
-client's. `serve_event_stream` is the only server-side piece: swap it, or pass `--url` to read from a running
-simulator or Nomad instead.
+The events come from the simulator, through its broker and its `/v1/event/stream` handler, in a separate process
+(pinned to another core when there is one, so the client's figures are the client's). The simulator places a job of
+a few hundred allocations and runs them, which gives real allocation objects in their pending and running forms
+(1.5 to 3.5 KB encoded); a real cluster cannot churn fast enough to load one core, so a bench-only feeder then writes
+client-update batches of those allocations through the state store (`SimCluster.store.write`, the path every
+simulator write takes) for as long as a subscriber listens, keeping each subscriber's backlog below the broker's
+drop threshold.
 
-    python bench/bench_event_stream.py [--events 60000] [--rounds 3] [--url http://127.0.0.1:4646]
+    python bench/bench_event_stream.py [--events 100000] [--rounds 3] [--batch 50]
 """
 
 from __future__ import annotations
@@ -19,153 +24,97 @@ import asyncio
 import json
 import multiprocessing
 import os
-import random
 import statistics
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import orjson
-from aiohttp import web
 
 from nomad_operator.nomad import NomadClient, NomadSettings, StreamReset
+from nomad_operator.sim.cluster import SimCluster
+from nomad_operator.sim.config import SimConfig
+from nomad_operator.sim.encoding import drop_empty, dumps
+from nomad_operator.sim.events import Event
+from nomad_operator.sim.server import start_simulator
 
 READ_BUFSIZE = 4 * 1024 * 1024
-WRITE_CHUNK_BYTES = 256 * 1024
+CHURN_JOB = "churn"
+CHURN_ALLOCATIONS = 300
+SIM_NODES = 10
+# The feeder pauses while a subscriber has this many lines waiting (the broker drops one at 512).
+BACKLOG_HIGH = 64
+FEEDER_PAUSE_S = 0.0005
 
 
-def allocation_payload(rng: random.Random, *, job: str, index: int) -> dict[str, Any]:
-    """An Allocation as Nomad's event stream carries it (no Job key; empty fields omitted), about 2 KB encoded."""
-    task_events = [
-        {
-            "Type": kind,
-            "Time": 1_700_000_000_000_000_000 + rng.randrange(10**12),
-            "Message": "",
-            "DisplayMessage": text,
-            "Details": {"message": text} if kind == "Driver" else {},
-        }
-        for kind, text in (
-            ("Received", "Task received by client"),
-            ("Task Setup", "Building Task Directory"),
-            ("Driver", "Downloading image"),
-            ("Started", "Task started by client"),
-        )[: rng.randrange(1, 5)]
-    ]
-    node = f"pi-{rng.randrange(1, 4)}"
+def churn_job() -> dict[str, Any]:
     return {
-        "ID": str(uuid.UUID(int=rng.getrandbits(128))),
-        "Namespace": "default",
-        "EvalID": str(uuid.UUID(int=rng.getrandbits(128))),
-        "Name": f"{job}.{job}[{rng.randrange(3)}]",
-        "NodeID": str(uuid.UUID(int=rng.getrandbits(128))),
-        "NodeName": node,
-        "JobID": job,
-        "TaskGroup": job,
-        "AllocatedResources": {
-            "Tasks": {job: {"Cpu": {"CpuShares": 100}, "Memory": {"MemoryMB": 128}, "Networks": None}},
-            "Shared": {
-                "DiskMB": 300,
-                "Networks": [
+        "ID": CHURN_JOB,
+        "Datacenters": ["*"],
+        "TaskGroups": [
+            {
+                "Name": "app",
+                "Count": CHURN_ALLOCATIONS,
+                "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+                "Services": [{"Name": "churn", "PortLabel": "http", "Provider": "nomad"}],
+                "Tasks": [
                     {
-                        "Mode": "host",
-                        "IP": f"10.0.0.{rng.randrange(2, 250)}",
-                        "DynamicPorts": [{"Label": "http", "Value": rng.randrange(20000, 32000), "To": 8080}],
+                        "Name": "server",
+                        "Driver": "docker",
+                        "Config": {"image": "traefik/whoami:v1.10", "ports": ["http"]},
+                        "Resources": {"CPU": 20, "MemoryMB": 16},
                     }
                 ],
-                "Ports": [{"Label": "http", "Value": rng.randrange(20000, 32000), "To": 8080, "HostIP": "10.0.0.2"}],
-            },
-        },
-        "Metrics": {
-            "NodesEvaluated": 3,
-            "NodesAvailable": {"dc1": 3},
-            "ScoreMetaData": [
-                {"NodeID": str(uuid.UUID(int=rng.getrandbits(128))), "Scores": {"binpack": rng.random()}}
-                for _ in range(2)
-            ],
-            "AllocationTime": rng.randrange(10**6),
-        },
-        "Resources": {"CPU": 100, "Cores": 0, "MemoryMB": 128, "MemoryMaxMB": 0, "DiskMB": 300, "IOPS": 0},
-        "SharedResources": {"DiskMB": 300},
-        "NetworkStatus": {"InterfaceName": "eth0", "Address": f"172.26.64.{rng.randrange(2, 250)}", "DNS": None},
-        "PreviousAllocation": str(uuid.UUID(int=rng.getrandbits(128))),
-        "DesiredStatus": "run",
-        "ClientStatus": rng.choice(["pending", "running", "running", "complete"]),
-        "ClientDescription": "Tasks are running",
-        "TaskStates": {
-            job: {
-                "State": "running",
-                "Restarts": rng.randrange(3),
-                "StartedAt": "2026-05-09T07:35:25.123456789Z",
-                "Events": task_events,
             }
-        },
-        "DeploymentStatus": {"Healthy": True, "Timestamp": "2026-05-09T07:35:35.5Z", "ModifyIndex": index},
-        "CreateIndex": index - 5,
-        "ModifyIndex": index,
-        "AllocModifyIndex": index - 5,
-        "CreateTime": 1_700_000_000_000_000_000 + index,
-        "ModifyTime": 1_700_000_000_000_000_000 + index * 7,
+        ],
     }
 
 
-def event_line(index: int, payload: dict[str, Any]) -> bytes:
-    event = {
-        "Topic": "Allocation",
-        "Type": "AllocationUpdated",
-        "Key": payload["ID"],
-        "Namespace": "default",
-        "FilterKeys": [payload["JobID"]],
-        "Index": index,
-        "Payload": {"Allocation": payload},
-    }
-    return orjson.dumps({"Events": [event], "Index": index}, option=orjson.OPT_SORT_KEYS) + b"\n"
+def allocation_events(cluster: SimCluster) -> list[Event]:
+    """Events of the churn job's allocations as the store emits them, in their pending and their running forms."""
+    events = []
+    for alloc in cluster.store.allocs_of_job(("default", CHURN_JOB)):
+        running = drop_empty({key: value for key, value in alloc.items() if key != "Job"})
+        pending = dict(running, ClientStatus="pending", ClientDescription="No tasks have started")
+        pending.pop("TaskStates", None)
+        for payload in (pending, running):
+            filter_keys = (alloc["JobID"], alloc.get("DeploymentID", ""))
+            events.append(Event("Allocation", alloc["ID"], alloc["Namespace"], filter_keys, {"Allocation": payload}))
+    return events
 
 
-def serve_event_stream(*, count: int, seed: int = 7) -> web.Application:
-    """An NDJSON event-stream server: `{}`, then `count` one-event batches from the requested index, then silence."""
-    rng = random.Random(seed)
-    jobs = ["whoami", "fabio", "consul", "grafana", "prometheus"]
-    templates = [event_line(0, allocation_payload(rng, job=rng.choice(jobs), index=1000)) for _ in range(512)]
-    marker = b'"Index":0'
-
-    async def stream(request: web.Request) -> web.StreamResponse:
-        start = max(1, int(request.query.get("index", "1")))
-        response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
-        await response.write(b"{}\n")
-        buffer: list[bytes] = []
-        size = 0
-        for index in range(start, start + count):
-            line = templates[index % len(templates)].replace(marker, b'"Index":%d' % index)
-            buffer.append(line)
-            size += len(line)
-            if size >= WRITE_CHUNK_BYTES:
-                await response.write(b"".join(buffer))
-                buffer.clear()
-                size = 0
-        if buffer:
-            await response.write(b"".join(buffer))
-        await asyncio.sleep(3600)  # hold the stream open, as Nomad does, until the client leaves
-        return response
-
-    app = web.Application()
-    app.router.add_get("/v1/event/stream", stream)
-    return app
+async def feed(cluster: SimCluster, events: list[Event], *, batch: int) -> None:
+    """Bench-only load: client-update batches of real allocation events, written while anyone subscribes."""
+    position = 0
+    broker = cluster.broker
+    while True:
+        if broker.subscriber_count == 0 or broker.largest_backlog >= BACKLOG_HIGH:
+            await asyncio.sleep(FEEDER_PAUSE_S)
+            continue
+        with cluster.store.write("AllocationUpdated") as txn:
+            for _ in range(batch):
+                txn.emit(events[position])
+                position = (position + 1) % len(events)
+        await asyncio.sleep(0)  # let the stream handlers write
 
 
-def _server_process(count: int, port_queue: Any) -> None:
+def _server_process(batch: int, port_queue: Any) -> None:
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
 
     async def main() -> None:
-        runner = web.AppRunner(serve_event_stream(count=count), shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port_queue.put(runner.addresses[0][1])
-        await asyncio.Event().wait()
+        config = SimConfig(nodes=SIM_NODES, task_start=0.01, node_ready=0.01, event_heartbeat=1.0)
+        async with start_simulator(config, host="127.0.0.1", port=0) as sim:
+            cluster = sim.cluster
+            while any(node["Status"] != "ready" for node in cluster.store.nodes.values()):
+                await cluster.store.wait_beyond(("nodes",), cluster.store.index, timeout=1.0)
+            cluster.jobs.register({"Job": churn_job()}, path_id=None, namespace="default")
+            while sum(a["ClientStatus"] == "running" for a in cluster.store.allocs.values()) < CHURN_ALLOCATIONS:
+                await cluster.store.wait_beyond(("allocs",), cluster.store.index, timeout=1.0)
+            events = allocation_events(cluster)
+            sizes = [len(dumps(event.payload)) for event in events]
+            port_queue.put((sim.port, statistics.mean(sizes), min(sizes), max(sizes)))
+            await feed(cluster, events, batch=batch)
 
     asyncio.run(main())
 
@@ -175,13 +124,12 @@ async def bare_lines(url: str, count: int) -> int:
     seen = 0
     async with (
         aiohttp.ClientSession(read_bufsize=READ_BUFSIZE) as session,
-        session.get(f"{url}/v1/event/stream", params={"index": "1", "topic": "Allocation"}) as response,
+        session.get(f"{url}/v1/event/stream", params={"index": "0", "namespace": "*"}) as response,
     ):
         async for line in response.content:
-            if line != b"{}\n":
-                seen += 1
-                if seen >= count:
-                    break
+            seen += line.count(b'"Topic":')  # events in the batch, counted without decoding it
+            if seen >= count:
+                break
     return seen
 
 
@@ -190,7 +138,7 @@ async def naive_json(url: str, count: int) -> int:
     seen = 0
     async with (
         aiohttp.ClientSession(read_bufsize=READ_BUFSIZE) as session,
-        session.get(f"{url}/v1/event/stream", params={"index": "1", "topic": "Allocation"}) as response,
+        session.get(f"{url}/v1/event/stream", params={"index": "0", "namespace": "*"}) as response,
     ):
         async for line in response.content:
             frame = json.loads(line)
@@ -204,7 +152,7 @@ async def event_stream(url: str, count: int) -> int:
     """Ours: NomadClient.event_stream, events counted as the consumer sees them."""
     seen = 0
     async with NomadClient(NomadSettings(address=url)) as client:
-        stream = client.event_stream({"Allocation": ["*"]}, after_index=0)
+        stream = client.event_stream({"*": ["*"]}, after_index=0)
         async with stream:
             async for item in stream:
                 if isinstance(item, StreamReset):
@@ -224,27 +172,23 @@ async def measure(reader: Callable[[str, int], Awaitable[int]], url: str, count:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--url", help="read from this Nomad/simulator instead of the built-in server")
+    parser.add_argument("--batch", type=int, default=50, help="events per raft batch (one NDJSON line)")
     args = parser.parse_args()
 
-    process = None
-    url = args.url
-    if url is None:
-        context = multiprocessing.get_context("spawn")
-        port_queue = context.Queue()
-        process = context.Process(target=_server_process, args=(args.events, port_queue), daemon=True)
-        process.start()
-        url = f"http://127.0.0.1:{port_queue.get(timeout=30)}"
+    context = multiprocessing.get_context("spawn")
+    port_queue = context.Queue()
+    process = context.Process(target=_server_process, args=(args.batch, port_queue), daemon=True)
+    process.start()
+    try:
+        port, average_size, smallest, largest = port_queue.get(timeout=120)
+        url = f"http://127.0.0.1:{port}"
         if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
             os.sched_setaffinity(0, {1})
-    try:
-        rng = random.Random(1)
-        sizes = [len(event_line(1, allocation_payload(rng, job="whoami", index=1000))) for _ in range(200)]
-        average_size = statistics.mean(sizes)
         print(
-            f"event line size: {average_size:.0f} bytes on average; {args.events} events a round, {args.rounds} rounds"
+            f"simulator allocation events: {average_size:.0f} bytes on average ({smallest}..{largest}); "
+            f"{args.batch} a batch; {args.events} events a round, {args.rounds} rounds"
         )
         readers: list[tuple[str, Callable[[str, int], Awaitable[int]]]] = [
             ("aiohttp lines only (ceiling)", bare_lines),
@@ -265,9 +209,8 @@ def main() -> None:
             print(f"EventStream / {baseline}: {wall_ratio:.2f} (wall), {cpu_ratio:.2f} (CPU)")
         print(f"EventStream MB/s: {ours[0] * average_size / 1e6:.0f}")
     finally:
-        if process is not None:
-            process.terminate()
-            process.join(5)
+        process.terminate()
+        process.join(5)
 
 
 if __name__ == "__main__":

@@ -193,16 +193,31 @@ class StreamCursor:
             raise ValueError(f"an index must not be negative, got {after_index}")
         self.last_index = after_index
         self.dropped = 0
+        self._replay_possible = True
 
     @property
     def resume_index(self) -> int:
         """The index to ask Nomad for on (re)connect: one above the last batch seen."""
         return self.last_index + 1
 
+    def connected(self) -> None:
+        """A new connection began: until a newer batch arrives, one at the last index is a replay.
+
+        Nomad answers an index beyond its newest batch by re-sending the newest one, and an index older than its
+        buffer by starting at the oldest: both replay what was seen.
+        """
+        self._replay_possible = True
+
     def admit(self, index: int) -> bool:
-        """True for a batch not seen before (its index is above the last), which then becomes the last."""
-        if index <= self.last_index:
+        """True for a batch not seen before, which then becomes the last.
+
+        Within one connection an equal index is new: Nomad sends the write transactions of one raft index as separate
+        lines with the same Index (a register's Job event, then its Evaluation event). Right after a (re)connect, an
+        equal index is a replay and is dropped.
+        """
+        if index < self.last_index or (index == self.last_index and self._replay_possible):
             self.dropped += 1
             return False
+        self._replay_possible = False
         self.last_index = index
         return True

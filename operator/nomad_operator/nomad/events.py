@@ -145,6 +145,7 @@ class EventStream:
                 async with self._client.open_stream(EVENT_STREAM_PATH, params) as content:
                     connected_at = time.monotonic()
                     self.connections += 1
+                    self._cursor.connected()
                     if reset_reason is not None:
                         yield StreamReset(reset_reason, self._cursor.resume_index)
                         reset_reason = None

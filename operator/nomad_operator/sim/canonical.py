@@ -1,153 +1,65 @@
 """Registration-time canonicalization of a job, the way a Nomad server stores it.
 
-A job read back from Nomad is never the job that was sent: the api package's Canonicalize and the server's own
-defaults fill Region, Namespace, Type, Priority, Datacenters, Count, restart/reschedule/update/migrate policies,
-ephemeral disk, task resources, kill timeout and log config. The GitOps operator compares desired and live jobs, so a
-simulator that stored jobs as sent would hide every spurious diff a real cluster shows. This module is pure and
-returns a new job; the store completes its key set afterwards from the wire shapes.
+A job read back from Nomad is never the job that was sent, and the GitOps operator compares the two, so a simulator
+that stored jobs as sent would hide every spurious diff a real cluster shows. A register goes through two halves in
+Nomad, and so it does here:
+- the HTTP agent fills the region with its own and converts the api job to the server's structs, calling the api
+  package's `Canonicalize` on the way (api/jobs.go, api/tasks.go...). That half is
+  `nomad_operator.jobspec.canonicalize`, the same transcription `/v1/jobs/parse` with Canonicalize=true answers
+  with: one canonicalizer, so the spec hash, the parse endpoint and the stored job cannot drift apart;
+- the server's admission hooks and `structs.Job.Canonicalize` then add their own defaults (nomad/job_endpoint_hooks.go
+  jobCanonicalizer, jobNodePoolMutatingHook; nomad/structs/structs.go), which live in this module.
 
-Overlap: `nomad_operator.jobspec.canonical.canonicalize` does the api-side half (what `/v1/jobs/parse` with
-Canonicalize=true gives). This module does that half too, plus the server half (Datacenters ["*"], Namespace,
-service-job update defaults); the two should be merged so the server half calls the api half.
+The hazard is drift between the two halves: anything the api half already fills must not be re-decided here. This
+module is pure and returns a new job; the store completes its key set afterwards from the wire shapes.
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+from typing import Any, cast
 
-from nomad_operator.durations import HOUR, MINUTE, SECOND
+from nomad_operator.jobspec import Value, canonicalize
+from nomad_operator.sim.encoding import blank, struct_form
 
-DEFAULT_PRIORITY = 50
-DEFAULT_TASK_CPU_MHZ = 100
-DEFAULT_TASK_MEMORY_MB = 300
-DEFAULT_EPHEMERAL_DISK_MB = 300
-DEFAULT_KILL_TIMEOUT = 5 * SECOND
-DEFAULT_LOG_FILES = 10
-DEFAULT_LOG_FILE_SIZE_MB = 10
-
-DEFAULT_UPDATE: dict[str, Any] = {
-    "Stagger": 30 * SECOND,
-    "MaxParallel": 1,
-    "HealthCheck": "checks",
-    "MinHealthyTime": 10 * SECOND,
-    "HealthyDeadline": 5 * MINUTE,
-    "ProgressDeadline": 10 * MINUTE,
-    "AutoRevert": False,
-    "AutoPromote": False,
-    "Canary": 0,
-}
-DEFAULT_MIGRATE: dict[str, Any] = {
-    "MaxParallel": 1,
-    "HealthCheck": "checks",
-    "MinHealthyTime": 10 * SECOND,
-    "HealthyDeadline": 5 * MINUTE,
-}
-RESTART_POLICIES: dict[str, dict[str, Any]] = {
-    "service": {"Attempts": 2, "Interval": 30 * MINUTE, "Delay": 15 * SECOND, "Mode": "fail", "RenderTemplates": False},
-    "system": {"Attempts": 2, "Interval": 30 * MINUTE, "Delay": 15 * SECOND, "Mode": "fail", "RenderTemplates": False},
-    "batch": {"Attempts": 3, "Interval": 24 * HOUR, "Delay": 15 * SECOND, "Mode": "fail", "RenderTemplates": False},
-    "sysbatch": {"Attempts": 3, "Interval": 24 * HOUR, "Delay": 15 * SECOND, "Mode": "fail", "RenderTemplates": False},
-}
-RESCHEDULE_POLICIES: dict[str, dict[str, Any] | None] = {
-    "service": {
-        "Attempts": 0,
-        "Interval": 0,
-        "Delay": 30 * SECOND,
-        "DelayFunction": "exponential",
-        "MaxDelay": HOUR,
-        "Unlimited": True,
-    },
-    "batch": {
-        "Attempts": 1,
-        "Interval": 24 * HOUR,
-        "Delay": 5 * SECOND,
-        "DelayFunction": "constant",
-        "MaxDelay": 0,
-        "Unlimited": False,
-    },
-    "system": None,
-    "sysbatch": None,
-}
-JOB_TYPES = frozenset(RESTART_POLICIES)
-
-
-def _merged(base: dict[str, Any] | None, override: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge two policy objects: set (non-null) fields of ``override`` win, as the api's Merge methods do."""
-    result = dict(base or {})
-    for key, value in (override or {}).items():
-        if value is not None:
-            result[key] = value
-    return result
+DEFAULT_NAMESPACE = "default"
+DEFAULT_NODE_POOL = "default"
+ALL_DATACENTERS = ["*"]  # jobCanonicalizer: a job without datacenters may run in any
+JOB_TYPES = frozenset({"service", "batch", "system", "sysbatch"})
+# Task groups of system jobs run once per node: structs.TaskGroup.Canonicalize sets a zero count to 1.
+SYSTEM_TYPES = frozenset({"system", "sysbatch"})
 
 
 def canonicalize_job(job: dict[str, Any], *, region: str) -> dict[str, Any]:
-    """Return a new job with Nomad's api and server defaults filled in; ``job`` is not changed."""
-    result = copy.deepcopy(job)
-    result["Region"] = result.get("Region") or region
-    result["Namespace"] = result.get("Namespace") or "default"
-    result["Name"] = result.get("Name") or result.get("ID")
-    job_type = result.get("Type") or "service"
-    result["Type"] = job_type
-    result["Priority"] = result.get("Priority") or DEFAULT_PRIORITY
-    result["AllAtOnce"] = bool(result.get("AllAtOnce"))
-    result["Datacenters"] = result.get("Datacenters") or ["*"]
-    result["NodePool"] = result.get("NodePool") or "default"
-    result["Stop"] = bool(result.get("Stop"))
-    if result.get("Update") is not None:
-        result["Update"] = _merged(DEFAULT_UPDATE, result["Update"])
-    for group in result.get("TaskGroups") or []:
-        _canonicalize_group(group, job=result, job_type=job_type)
+    """A new job with the api defaults (`jobspec.canonicalize`) and then the server's filled in; `job` is unchanged."""
+    submitted = dict(job)
+    if not submitted.get("Region"):
+        submitted["Region"] = region  # the HTTP agent puts its own region on a job that names none
+    result = cast(dict[str, Any], canonicalize(cast(dict[str, Value], submitted)))
+    _to_structs(result)
+    _server_defaults(result)
     return result
 
 
-def _canonicalize_group(group: dict[str, Any], *, job: dict[str, Any], job_type: str) -> None:
-    if group.get("Count") is None:
-        group["Count"] = 1
-    group["RestartPolicy"] = _merged(RESTART_POLICIES.get(job_type), group.get("RestartPolicy"))
-    reschedule = RESCHEDULE_POLICIES.get(job_type)
-    if reschedule is not None:
-        group["ReschedulePolicy"] = _merged(reschedule, group.get("ReschedulePolicy"))
-    disk = group.get("EphemeralDisk") or {}
-    group["EphemeralDisk"] = {
-        "Sticky": bool(disk.get("Sticky")),
-        "SizeMB": disk.get("SizeMB") or DEFAULT_EPHEMERAL_DISK_MB,
-        "Migrate": bool(disk.get("Migrate")),
-    }
-    if job_type == "service":
-        group["Migrate"] = _merged(DEFAULT_MIGRATE, group.get("Migrate"))
-        group["Update"] = _merged(_merged(DEFAULT_UPDATE, job.get("Update")), group.get("Update"))
-    elif job.get("Update") is not None or group.get("Update") is not None:
-        group["Update"] = _merged(_merged(DEFAULT_UPDATE, job.get("Update")), group.get("Update"))
-    for service in group.get("Services") or []:
-        _canonicalize_service(service)
-    for task in group.get("Tasks") or []:
-        _canonicalize_task(task, group=group)
+def _to_structs(job: dict[str, Any]) -> None:
+    """The api -> structs conversion of the HTTP agent (command/agent/job_endpoint.go ApiJobToStructJob), where it
+    shows on the wire: unset plain fields become their zero values, and the job-level update keeps only Stagger and
+    MaxParallel (the rest was merged into the groups by the api half), and only when MaxParallel is above 0."""
+    update = job.get("Update")
+    kept = {"Stagger": 0, "MaxParallel": 0}
+    if isinstance(update, dict) and (update.get("MaxParallel") or 0) > 0:
+        kept = {"Stagger": update.get("Stagger") or 0, "MaxParallel": update["MaxParallel"]}
+    job["Update"] = dict(blank("UpdateStrategy"), **kept)
+    struct_form("Job", job)
 
 
-def _canonicalize_task(task: dict[str, Any], *, group: dict[str, Any]) -> None:
-    resources = dict(task.get("Resources") or {})
-    resources["CPU"] = resources.get("CPU") or (None if resources.get("Cores") else DEFAULT_TASK_CPU_MHZ) or 0
-    resources["MemoryMB"] = resources.get("MemoryMB") or DEFAULT_TASK_MEMORY_MB
-    resources.setdefault("Cores", 0)
-    resources.setdefault("MemoryMaxMB", 0)
-    task["Resources"] = resources
-    if task.get("KillTimeout") is None:
-        task["KillTimeout"] = DEFAULT_KILL_TIMEOUT
-    log = task.get("LogConfig") or {}
-    task["LogConfig"] = {
-        "MaxFiles": log.get("MaxFiles") or DEFAULT_LOG_FILES,
-        "MaxFileSizeMB": log.get("MaxFileSizeMB") or DEFAULT_LOG_FILE_SIZE_MB,
-        "Disabled": bool(log.get("Disabled")),
-    }
-    task["RestartPolicy"] = _merged(group.get("RestartPolicy"), task.get("RestartPolicy"))
-    task["Leader"] = bool(task.get("Leader"))
-    for service in task.get("Services") or []:
-        _canonicalize_service(service)
-
-
-def _canonicalize_service(service: dict[str, Any]) -> None:
-    service["Provider"] = service.get("Provider") or "consul"
-    service["AddressMode"] = service.get("AddressMode") or "auto"
-    for check in service.get("Checks") or []:
-        check.setdefault("OnUpdate", "require_healthy")
+def _server_defaults(job: dict[str, Any]) -> None:
+    """What the server adds to an already api-canonicalized job (structs.Job.Canonicalize and admission hooks)."""
+    if not job.get("Namespace"):
+        job["Namespace"] = DEFAULT_NAMESPACE
+    if not job.get("Datacenters"):
+        job["Datacenters"] = list(ALL_DATACENTERS)
+    if not job.get("NodePool"):
+        job["NodePool"] = DEFAULT_NODE_POOL  # the namespace's default pool, which is "default" here
+    for group in job.get("TaskGroups") or []:
+        if job.get("Type") in SYSTEM_TYPES and not group.get("Count"):
+            group["Count"] = 1

@@ -117,3 +117,39 @@ def dumps(value: Any) -> bytes:
 def dumps_pretty(value: Any) -> bytes:
     """`?pretty`: four-space indent and a trailing newline, as Nomad writes it (orjson only indents by two)."""
     return (json.dumps(value, indent=4, sort_keys=True) + "\n").encode()
+
+
+def struct_form(name: str, value: dict[str, Any]) -> dict[str, Any]:
+    """``value`` (an object of type ``name`` in the api package's form) as the server's structs hold it: a field that
+    is a plain Go value there (a string, number or bool, never a pointer) cannot be null, so a null becomes its zero;
+    a null under a key the struct does not have is dropped (it carries nothing). Recurses into known nested objects;
+    ``value`` is changed in place and returned.
+    """
+    shape = _shape(name)
+    zeros = shape["keys"]
+    for key in list(value):
+        item = value[key]
+        if key not in zeros:
+            if item is None:
+                del value[key]
+            continue
+        if item is None:
+            zero = zeros[key]
+            if zero is not None and not isinstance(zero, dict | list):
+                value[key] = zero
+            continue
+        ref = shape["refs"].get(key)
+        if ref is None or ref[1] not in _shapes():
+            continue
+        kind, nested = ref
+        if kind == "object" and isinstance(item, dict):
+            struct_form(nested, item)
+        elif kind == "array" and isinstance(item, list):
+            for element in item:
+                if isinstance(element, dict):
+                    struct_form(nested, element)
+        elif kind == "map" and isinstance(item, dict):
+            for element in item.values():
+                if isinstance(element, dict):
+                    struct_form(nested, element)
+    return value

@@ -83,10 +83,7 @@ class EvalRunner:
         self._purged: dict[JobKey, dict[str, Any]] = {}
         self._blocked: dict[JobKey, str] = {}
         self._info_cache: dict[str, tuple[int, AllocInfo]] = {}
-        # The scheduler's view of every non-terminal allocation, kept up to date on each write, so an evaluation
-        # does not rebuild it from 10,000 wire dicts.
-        self._live_infos: dict[str, AllocInfo] = {}
-        store.on_alloc_change(self._track_live)
+        store.on_alloc_change(self._forget_terminal)
         self.deployments: DeploymentPlanner | None = None
         self.queued: dict[JobKey, dict[str, int]] = {}
         self.processed = 0
@@ -173,13 +170,10 @@ class EvalRunner:
 
     # ---- scheduling ---------------------------------------------------------------------------------------------
 
-    def _track_live(self, allocs: list[dict[str, Any]]) -> None:
+    def _forget_terminal(self, allocs: list[dict[str, Any]]) -> None:
         for alloc in allocs:
             if alloc_terminal(alloc):
-                self._live_infos.pop(alloc["ID"], None)
                 self._info_cache.pop(alloc["ID"], None)
-            else:
-                self._live_infos[alloc["ID"]] = self._info(alloc)
 
     def _info(self, alloc: Mapping[str, Any]) -> AllocInfo:
         cached = self._info_cache.get(alloc["ID"])
@@ -199,14 +193,13 @@ class EvalRunner:
             if alloc_id in failed_to_reschedule:
                 info = dataclasses.replace(info, migrate=True)
             job_allocs.append(info)
-        job_id, namespace = key[1], key[0]
-        others = [info for info in self._live_infos.values() if info.job_id != job_id or info.namespace != namespace]
+        # What the nodes hold comes from the store's running totals: an evaluation never walks other jobs' allocations.
         return compute_plan(
             job,
             job_version=job.get("Version", 0),
             nodes=self._node_infos(),
             job_allocs=job_allocs,
-            other_allocs=others,
+            node_usage=store.node_usage.usage,
             rng=self._rng,
             job_versions={version["Version"]: version for version in store.job_versions.get(key, [])},
         )

@@ -105,6 +105,11 @@ class Subscription:
             return None  # Nomad skips batches that filtering leaves empty
         return _batch_line(batch.index, selected)
 
+    @property
+    def backlog(self) -> int:
+        """Lines waiting to be written to this subscriber."""
+        return len(self._lines)
+
     def offer(self, batch: EventBatch) -> None:
         if self.closed:
             return
@@ -148,6 +153,11 @@ class EventBroker:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscriptions)
+
+    @property
+    def largest_backlog(self) -> int:
+        """The most lines any subscriber has waiting: lets a load generator keep below the drop threshold."""
+        return max((subscription.backlog for subscription in self._subscriptions), default=0)
 
     def publish(self, *, index: int, event_type: str, events: Sequence[Event]) -> None:
         if not events:

@@ -22,7 +22,7 @@ from nomad_operator.sim.encoding import blank
 from nomad_operator.sim.errors import ApiError, server_error
 from nomad_operator.sim.node_records import ELIGIBLE, INELIGIBLE, build_node, node_event, node_info
 from nomad_operator.sim.scheduler import NodeInfo
-from nomad_operator.sim.state import StateStore, Write, alloc_terminal, now_ns, rfc3339
+from nomad_operator.sim.state import StateStore, Write, alloc_terminal, client_terminal, now_ns, rfc3339
 
 
 class EvalSink(Protocol):
@@ -269,9 +269,13 @@ class NodeManager:
         if node is None or node.get("DrainStrategy") is None:
             return
         ignore_system = node["DrainStrategy"].get("IgnoreSystemJobs")
-        remaining = [alloc for alloc in self._store.allocs_of_node(node_id) if not alloc_terminal(alloc)]
-        if any((alloc.get("Job") or {}).get("Type") not in ("system", "sysbatch") for alloc in remaining):
+        allocs = self._store.allocs_of_node(node_id)
+        # Like Nomad's drainer (drainingNode.IsDone): done once the clients have stopped the service and batch
+        # allocations, not as soon as the server asked them to stop.
+        if any(not client_terminal(alloc) and (alloc.get("Job") or {}).get("Type") not in ("system", "sysbatch")
+               for alloc in allocs):
             return
+        remaining = [alloc for alloc in allocs if not alloc_terminal(alloc)]
         if remaining and not ignore_system:
             with self._store.write("PlanResult") as txn:
                 for alloc in remaining:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -92,12 +92,46 @@ class Placer:
         other_allocs: Iterable[AllocInfo],
         job_allocs: Iterable[AllocInfo],
         rng: random.Random,
+        node_usage: Mapping[str, NodeUsage] | None = None,
     ) -> None:
         self._job = job
         self._rng = rng
         self._nodes = {node.id: node for node in nodes}
-        self._usage: dict[str, NodeUsage] = {node_id: NodeUsage() for node_id in self._nodes}
-        usage = self._usage
+        # Port sets shared with `node_usage` until this plan changes them (copy on write): copying every node's ports
+        # for every evaluation would cost as much as the scan it replaces.
+        self._shared_ports: set[str] = set()
+        self._own_counted = node_usage is not None
+        if node_usage is not None:
+            self._usage = self._from_totals(node_usage)
+        else:
+            self._usage = self._from_allocs(other_allocs)
+        for alloc in job_allocs:
+            if is_live(alloc):
+                if self._own_counted:
+                    self._count_only(alloc)
+                else:
+                    self.hold(alloc)
+        in_pool = [node for node in sorted(nodes, key=lambda node: node.id) if is_ready(node) and self.in_scope(node)]
+        rng.shuffle(in_pool)
+        self.candidates: tuple[NodeInfo, ...] = tuple(in_pool)
+        self.nodes_available = dict(Counter(node.datacenter for node in in_pool))
+        self._static: dict[str, dict[str, str | None]] = {}
+
+    def _from_totals(self, node_usage: Mapping[str, NodeUsage]) -> dict[str, NodeUsage]:
+        """Usage from precomputed totals of every live allocation, this job's included (so the job's own live
+        allocations are then only counted as the job's, see `_count_only`, not charged a second time)."""
+        usage: dict[str, NodeUsage] = {}
+        for node_id in self._nodes:
+            total = node_usage.get(node_id)
+            if total is None:
+                usage[node_id] = NodeUsage()
+                continue
+            usage[node_id] = NodeUsage(cpu_mhz=total.cpu_mhz, memory_mb=total.memory_mb, ports=total.ports)
+            self._shared_ports.add(node_id)
+        return usage
+
+    def _from_allocs(self, other_allocs: Iterable[AllocInfo]) -> dict[str, NodeUsage]:
+        usage = {node_id: NodeUsage() for node_id in self._nodes}
         live_statuses = LIVE_CLIENT_STATUSES
         # The hot loop of a plan on a big cluster (every allocation of every other job): kept lean on purpose.
         for alloc in other_allocs:
@@ -110,14 +144,7 @@ class Placer:
                         ports = slot.ports
                         for port in alloc.ports:
                             ports.add(port.value)
-        for alloc in job_allocs:
-            if is_live(alloc):
-                self.hold(alloc)
-        in_pool = [node for node in sorted(nodes, key=lambda node: node.id) if is_ready(node) and self.in_scope(node)]
-        rng.shuffle(in_pool)
-        self.candidates: tuple[NodeInfo, ...] = tuple(in_pool)
-        self.nodes_available = dict(Counter(node.datacenter for node in in_pool))
-        self._static: dict[str, dict[str, str | None]] = {}
+        return usage
 
     def node(self, node_id: str) -> NodeInfo | None:
         return self._nodes.get(node_id)
@@ -135,10 +162,20 @@ class Placer:
     def commit(self, group: GroupAsk, choice: Choice) -> None:
         self._adjust(choice.node_id, group.name, choice.cpu_mhz, choice.memory_mb, [v for _, v in choice.ports], 1)
 
+    def _count_only(self, alloc: AllocInfo) -> None:
+        """A live allocation of the planned job whose resources the precomputed totals already hold."""
+        usage = self._usage.get(alloc.node_id)
+        if usage is not None:
+            usage.job_total += 1
+            usage.job_groups[alloc.task_group] += 1
+
     def _adjust(self, node_id: str, group: str, cpu: int, memory: int, ports: list[int], sign: int) -> None:
         usage = self._usage.get(node_id)
         if usage is None:
             return
+        if ports and node_id in self._shared_ports:
+            usage.ports = set(usage.ports)
+            self._shared_ports.discard(node_id)
         usage.cpu_mhz += sign * cpu
         usage.memory_mb += sign * memory
         if sign > 0:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nomad_operator.sim.job_asks import GroupAsk, JobAsk, SchedulingInputError, needs_new_allocation, parse_job
-from nomad_operator.sim.placement import Choice, Placer, is_live
+from nomad_operator.sim.placement import Choice, NodeUsage, Placer, is_live
 from nomad_operator.sim.placement_metrics import FailureMetric
 from nomad_operator.sim.reconcile import (
     ALLOC_LOST,
@@ -32,6 +32,7 @@ from nomad_operator.sim.reconcile import (
 __all__ = [
     "AllocInfo",
     "NodeInfo",
+    "NodeUsage",
     "Placement",
     "Plan",
     "PortInfo",
@@ -136,18 +137,28 @@ def compute_plan(
     job_version: int,
     nodes: Sequence[NodeInfo],
     job_allocs: Sequence[AllocInfo],
-    other_allocs: Sequence[AllocInfo],
+    other_allocs: Sequence[AllocInfo] = (),
     rng: random.Random,
     job_versions: Mapping[int, Mapping[str, Any]] | None = None,
+    node_usage: Mapping[str, NodeUsage] | None = None,
 ) -> Plan:
     """Decide the plan for one evaluation of ``job`` (Nomad API JSON, canonicalized).
+
+    What the nodes already hold comes either from ``other_allocs`` (every allocation of the other jobs, scanned) or,
+    on a big cluster, from ``node_usage``: per node, the totals of every live allocation, this job's included, kept
+    up to date by the caller, so an evaluation costs the same whatever the cluster's allocation count. Give one or
+    the other, not both.
 
     ``job_versions`` (optional) holds earlier stored versions of the job by Version: an allocation of an older
     version is updated in place when its group changed only in in-place fields; without its version here it is
     replaced (a destructive update). Raises ``SchedulingInputError`` for a job that cannot be scheduled as written.
     """
+    if node_usage is not None and other_allocs:
+        raise ValueError("give compute_plan either other_allocs or node_usage, not both")
     ask = parse_job(job)
-    placer = Placer(job=ask, nodes=nodes, other_allocs=other_allocs, job_allocs=job_allocs, rng=rng)
+    placer = Placer(
+        job=ask, nodes=nodes, other_allocs=other_allocs, job_allocs=job_allocs, rng=rng, node_usage=node_usage
+    )
     builder = PlanBuilder(ask=ask, job=job, job_version=job_version, placer=placer, job_versions=job_versions or {})
     by_group: dict[str, list[AllocInfo]] = {}
     for alloc in sorted(job_allocs, key=lambda alloc: (name_index(alloc.name), alloc.id)):

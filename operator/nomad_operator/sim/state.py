@@ -4,8 +4,8 @@ Everything the operator can observe hangs off Nomad's single raft index: `X-Noma
 for a strictly greater index, ModifyIndex on every object, and the event stream's batch index. The hazards handled
 here: a write must stamp every object it touches with one index and emit all its events as one batch of one Type
 (Nomad's raft message); readers must never see a half-applied write (objects are replaced, never mutated in place, and
-a write has no await inside); and lookups by job or by node must not scan every allocation, or 10,000 allocations
-make every evaluation quadratic.
+a write has no await inside); and lookups by job or by node, and what each node's allocations use, must not scan
+every allocation, or 10,000 allocations make every evaluation quadratic.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 from nomad_operator.sim.config import JOB_TRACKED_VERSIONS
 from nomad_operator.sim.encoding import drop_empty
 from nomad_operator.sim.events import Event, EventBroker
+from nomad_operator.sim.node_usage import NodeUsageTracker, alloc_load
 
 JobKey = tuple[str, str]  # (namespace, job ID)
 
@@ -74,6 +75,8 @@ class StateStore:
         self.allocs_by_job: dict[JobKey, set[str]] = defaultdict(set)
         self.allocs_by_node: dict[str, set[str]] = defaultdict(set)
         self.live_allocs: set[str] = set()  # non-terminal
+        # What the live allocations use on each node, for the scheduler: kept per write, never summed per evaluation.
+        self.node_usage = NodeUsageTracker()
         self.evals: dict[str, dict[str, Any]] = {}
         self.evals_by_job: dict[JobKey, list[str]] = defaultdict(list)
         self.deployments: dict[str, dict[str, Any]] = {}
@@ -175,8 +178,17 @@ class StateStore:
         self.allocs[alloc_id] = alloc
         if alloc_terminal(alloc):
             self.live_allocs.discard(alloc_id)
+            self.node_usage.set_gone(alloc_id)
         else:
+            unchanged_load = (
+                previous is not None
+                and alloc_id in self.live_allocs
+                and previous.get("AllocatedResources") is alloc.get("AllocatedResources")
+                and previous["NodeID"] == alloc["NodeID"]
+            )
             self.live_allocs.add(alloc_id)
+            if not unchanged_load:  # client updates copy the allocation but share its resources: nothing to redo
+                self.node_usage.set_live(alloc_id, alloc_load(alloc))
         txn.touch("allocs")
         txn.changed_allocs.append(alloc)
         txn.dirty_jobs.add((alloc["Namespace"], alloc["JobID"]))
@@ -201,6 +213,7 @@ class StateStore:
         for alloc_id in self.allocs_by_job.pop(key, set()):
             alloc = self.allocs.pop(alloc_id, None)
             self.live_allocs.discard(alloc_id)
+            self.node_usage.set_gone(alloc_id)
             if alloc is not None:
                 self.allocs_by_node[alloc["NodeID"]].discard(alloc_id)
 

@@ -180,16 +180,27 @@ def test_cursor_admits_only_new_indexes() -> None:
     cursor = StreamCursor(after_index=10)
 
     assert cursor.resume_index == 11
+    # 11 twice: one raft index, two write transactions (a register's Job and Evaluation events), both new.
     assert [cursor.admit(index) for index in (9, 10, 11, 11, 15, 12, 16)] == [
         False,
         False,
         True,
-        False,
+        True,
         True,
         False,
         True,
     ]
-    assert (cursor.last_index, cursor.resume_index, cursor.dropped) == (16, 17, 4)
+    assert (cursor.last_index, cursor.resume_index, cursor.dropped) == (16, 17, 3)
+
+
+def test_cursor_drops_a_replay_of_the_last_index_after_a_reconnect() -> None:
+    cursor = StreamCursor(after_index=0)
+    assert [cursor.admit(index) for index in (5, 5)] == [True, True]
+
+    cursor.connected()  # Nomad re-sends its newest batch when asked for an index beyond it
+
+    assert [cursor.admit(index) for index in (5, 5, 6, 6)] == [False, False, True, True]
+    assert cursor.dropped == 2
 
 
 def test_cursor_refuses_a_negative_start() -> None:
@@ -247,6 +258,7 @@ def test_cursor_never_repeats_and_gets_everything_nomad_still_holds(
     for happened, delivered in [*connections, (len(indices), len(indices) + 1)]:
         published = max(published, happened)
         before = cursor.last_index
+        cursor.connected()
         replayed = nomad.replay(cursor.resume_index, published=published)[:delivered]
         admitted = [index for index in replayed if cursor.admit(index)]
         # Exactly the buffered batches newer than the last one seen, in order, as far as the connection got.

@@ -57,9 +57,9 @@ def test_canonical_defaults_per_type() -> None:
     group = batch["TaskGroups"][0]
     assert group["ReschedulePolicy"]["Attempts"] == 1
     assert group["RestartPolicy"]["Attempts"] == 3
-    assert "Update" not in group
+    assert group.get("Update") is None
     system = canonicalize_job(_job(Type="system"), region="global")
-    assert "ReschedulePolicy" not in system["TaskGroups"][0]
+    assert system["TaskGroups"][0].get("ReschedulePolicy") is None
     service = canonicalize_job(_job(Update={"MaxParallel": 2}), region="global")
     assert service["TaskGroups"][0]["Update"]["MaxParallel"] == 2
     assert service["TaskGroups"][0]["Update"]["MinHealthyTime"] == 10_000_000_000
