@@ -71,7 +71,11 @@ class NomadTransport:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_bufsize: int = READ_BUFSIZE,
         max_response_bytes: int = MAX_RESPONSE_BYTES,
+        user_agent: str = USER_AGENT,
     ) -> None:
+        # A replica's own User-Agent (e.g. "nomad-operator/0.1.0 replica=pi1-1234") lets Nomad's audit log, and the
+        # simulator's write log, tell which replica wrote.
+        self.user_agent = user_agent
         self.settings = settings if settings is not None else NomadSettings.from_env()
         self.write_guard = write_guard
         self.retry = retry
@@ -96,7 +100,7 @@ class NomadTransport:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 read_bufsize=self._read_bufsize,
-                headers={"User-Agent": USER_AGENT},
+                headers={"User-Agent": self.user_agent},
             )
         return self
 

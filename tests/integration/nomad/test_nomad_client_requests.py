@@ -245,3 +245,28 @@ async def test_cluster_reads(fake_nomad: FakeNomad, client: NomadClient) -> None
     assert (await client.read_service("whoami")).value == [{"ServiceName": "whoami"}]
     assert fake_nomad.sent("PUT", "/v1/allocation/a1/stop")[0].query["no_shutdown_delay"] == "true"
     assert "namespace" not in fake_nomad.sent("GET", "/v1/nodes")[0].query
+
+
+async def test_the_user_agent_names_the_replica() -> None:
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("User-Agent", ""))
+        return web.json_response([], headers={"X-Nomad-Index": "1"})
+
+    app = web.Application()
+    app.router.add_get("/v1/jobs", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        settings = NomadSettings(address=f"http://127.0.0.1:{port}")
+        async with NomadClient(settings, user_agent="nomad-operator/0.1.0 replica=a") as client:
+            await client.list_jobs()
+        async with NomadClient(settings) as client:
+            await client.list_jobs()
+    finally:
+        await runner.cleanup()
+    assert seen == ["nomad-operator/0.1.0 replica=a", "nomad-operator"]
