@@ -18,6 +18,7 @@ from nomad_operator import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "nomad_operator.jobspec.cli",
     "nomad_operator.sim.cli",
+    "nomad_operator.controllers.gitops.cli",
     "nomad_operator.runtime.cli",
 )
 
