@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "nomad_operator.sim.cli",
     "nomad_operator.controllers.gitops.cli",
     "nomad_operator.runtime.cli",
+    "nomad_operator.demo",
 )
 
 
