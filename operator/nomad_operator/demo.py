@@ -12,7 +12,7 @@ to a free port and the printed commands carry `--address`; a port given explicit
 anything starts), a child that dies (the demo stops with that child's log tail and a non-zero exit), and leftovers
 (children are stopped in order and reaped on SIGINT, SIGTERM and errors; the work directory is removed unless
 `--keep-workdir` or an error asks to keep its logs). Pieces: `demo_repository` (work dir, repo, hook), `demo_webhook`
-(the hook), `demo_cluster` (the simulator process), `demo_processes`, `demo_observer` (HTTP reads), `demo_view`
+(the hook), `demo_processes`, `demo_observer` (HTTP reads), `demo_view`
 (pure snapshot, changes, screen), `demo_console` (output).
 """
 
@@ -304,7 +304,7 @@ class Demo:
     async def _start_cluster(self, endpoints: Endpoints, env: dict[str, str], observer: DemoObserver) -> None:
         args = self.args
         assert self.workdir is not None
-        argv = [sys.executable, "-m", "nomad_operator.demo_cluster",
+        argv = [sys.executable, "-m", "nomad_operator", "sim",
                 "--listen", f"{defaults.LOCALHOST}:{endpoints.sim_port}", "--nodes", str(args.nodes),
                 "--arch", defaults.DEMO_ARCH, "--heartbeat-ttl", args.heartbeat_ttl,
                 "--heartbeat-grace", args.heartbeat_grace,

@@ -45,6 +45,16 @@ def _listen(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def _time_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"invalid time scale {text!r}; use a number in (0, 1], such as 0.2")
+    return value
+
+
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"invalid node count {text!r}; use a whole number of at least 1")
@@ -70,6 +80,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="grace after the TTL before a silent node is marked down (default 10s)")
     parser.add_argument("--arch", default=DEFAULT_ARCH,
                         help=f"cpu.arch attribute of the nodes (default {DEFAULT_ARCH})")
+    parser.add_argument("--deployment-time-scale", type=_time_scale, default=1.0, metavar="FACTOR",
+                        help="scale deployment timings (min_healthy_time, healthy and progress deadlines) by this "
+                        "factor in (0, 1], for demos and tests (default 1: Nomad's own timings)")
     parser.set_defaults(handler=run_command)
     actions = parser.add_subparsers(dest="sim_command", metavar="ACTION")
     for name, verb in (("unplug", "stop"), ("plug", "resume")):
@@ -87,7 +100,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run_command(args: argparse.Namespace) -> int:
     host, port = args.listen
     config = SimConfig(nodes=args.nodes, acl=args.acl, heartbeat_ttl=args.heartbeat_ttl,
-                       heartbeat_grace=args.heartbeat_grace, arch=args.arch)
+                       heartbeat_grace=args.heartbeat_grace, arch=args.arch,
+                       deployment_time_scale=args.deployment_time_scale)
     try:
         asyncio.run(_serve(config, host=host, port=port))
     except OSError as error:
