@@ -156,7 +156,8 @@ def test_demo_ready_unplug_plug_commit_and_clean_exit(demo: tuple[DemoProcess, P
     result = _cli(plug)
     assert result.returncode == 0, result.stderr
     mark = len(running.lines)
-    running.wait_line(lambda text: "node pi2: down -> ready" in text, "pi2 ready again", start=mark)
+    # A returning node registers as initializing first (Nomad does the same); the demo may or may not catch that step.
+    running.wait_line(lambda text: "node pi2:" in text and text.endswith("-> ready"), "pi2 ready again", start=mark)
     for job in JOBS:
         running.wait_line(_contains(f"job {job}: Healthy (3/3 running)"), f"{job} healthy", start=mark)
 
