@@ -144,18 +144,18 @@ def test_demo_ready_unplug_plug_commit_and_clean_exit(demo: tuple[DemoProcess, P
     assert len(operator_ports) == 2
 
     # Unplug pi2 as printed: the demo shows it down, and each three-instance job degraded with the reason.
+    mark = len(running.lines)  # before the command: the demo may report the change before the CLI process exits
     result = _cli(unplug)
     assert result.returncode == 0, result.stderr
-    mark = len(running.lines)
     running.wait_line(lambda text: "node pi2: ready -> down" in text, "pi2 down", start=mark)
     for job in JOBS:
         _, degraded = running.wait_line(_contains(f"job {job}: Degraded"), f"{job} degraded", start=mark)
         assert "2/3 running" in degraded, degraded
         assert "distinct_hosts" in degraded, degraded
 
+    mark = len(running.lines)
     result = _cli(plug)
     assert result.returncode == 0, result.stderr
-    mark = len(running.lines)
     # A returning node registers as initializing first (Nomad does the same); the demo may or may not catch that step.
     running.wait_line(lambda text: "node pi2:" in text and text.endswith("-> ready"), "pi2 ready again", start=mark)
     for job in JOBS:
@@ -167,11 +167,11 @@ def test_demo_ready_unplug_plug_commit_and_clean_exit(demo: tuple[DemoProcess, P
     text = whoami.read_text()
     assert "traefik/whoami:v1.10.4" in text
     whoami.write_text(text.replace("traefik/whoami:v1.10.4", "traefik/whoami:v1.10.3"))
+    mark = len(running.lines)
     commit = subprocess.run(["git", "-C", str(repo), "commit", "-qam", "whoami v1.10.3"], capture_output=True,
                             text=True, timeout=30, check=False)  # fmt: skip
     assert commit.returncode == 0, commit.stderr
     assert commit.stderr.count("fetch requested") == 2, commit.stderr  # the hook reached both replicas
-    mark = len(running.lines)
     running.wait_line(lambda text: "job whoami: version 0 -> 1" in text, "whoami's new version", start=mark)
     nomad = f"http://127.0.0.1:{port}"
     job = _get(nomad, "/v1/job/whoami")
