@@ -29,7 +29,7 @@ from nomad_operator.nomad.jobs_api import job_path
 from nomad_operator.nomad.results import JobWriteResult, JSONObject, QueryResult
 from nomad_operator.nomad.retry import DEFAULT_BACKOFF, DEFAULT_RETRY, NO_RETRY, Backoff, RetryPolicy
 from nomad_operator.nomad.settings import NomadSettings
-from nomad_operator.nomad.transport import CallOptions, ReadOptions
+from nomad_operator.nomad.transport import CallOptions, ListOptions, ReadOptions
 from nomad_operator.nomad.variables_api import lock_id_of, variable_path
 from nomad_operator.nomad.write_guard import WriteGuard
 
@@ -49,6 +49,7 @@ __all__ = [
     "InvalidResponse",
     "JSONObject",
     "JobWriteResult",
+    "ListOptions",
     "NomadClient",
     "NomadError",
     "NomadSettings",

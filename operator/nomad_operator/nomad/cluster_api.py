@@ -8,12 +8,14 @@ negative forces the drain now, 0 means no deadline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
 
+from nomad_operator.nomad.defaults import DEFAULT_LIST_PAGE_SIZE
+from nomad_operator.nomad.list_pages import PagedLists
 from nomad_operator.nomad.results import JSONObject, QueryResult, expect_object
-from nomad_operator.nomad.transport import CallOptions, NomadTransport, ReadOptions
+from nomad_operator.nomad.transport import CallOptions, ListOptions, ReadOptions
 
 
 def _segment(value: str, *, what: str) -> str:
@@ -22,15 +24,31 @@ def _segment(value: str, *, what: str) -> str:
     return quote(value, safe="")
 
 
-class ClusterAPI(NomadTransport):
-    """Calls for allocations, nodes, evaluations, deployments, services, and the cluster's own status."""
+class ClusterAPI(PagedLists):
+    """Calls for allocations, nodes, evaluations, deployments, services, and the cluster's own status.
+
+    Every list has a `*_pages` twin that reads it a page at a time (`per_page` objects each, in Nomad's order for the
+    route: allocations, evaluations and deployments by creation, nodes by ID), so a big cluster's list is never held
+    whole; each page carries its own `X-Nomad-Index`.
+    """
 
     # --- allocations ---
 
     async def list_allocations(
-        self, *, prefix: str | None = None, **options: Unpack[ReadOptions]
+        self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._query("/v1/allocations", params={"prefix": prefix} if prefix else None, **options)
+        return await self._list("/v1/allocations", params={"prefix": prefix} if prefix else None, **options)
+
+    def allocation_pages(
+        self,
+        *,
+        prefix: str | None = None,
+        filter: str | None = None,
+        per_page: int = DEFAULT_LIST_PAGE_SIZE,
+        **options: Unpack[CallOptions],
+    ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
+        params = {"prefix": prefix} if prefix else None
+        return self._pages("/v1/allocations", params=params, per_page=per_page, filter=filter, **options)
 
     async def read_allocation(self, alloc_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/allocation/{_segment(alloc_id, what='an allocation ID')}", **options)
@@ -47,11 +65,20 @@ class ClusterAPI(NomadTransport):
     # --- nodes ---
 
     async def list_nodes(
-        self, *, prefix: str | None = None, **options: Unpack[ReadOptions]
+        self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._query(
-            "/v1/nodes", params={"prefix": prefix} if prefix else None, namespaced=False, **options
-        )
+        return await self._list("/v1/nodes", params={"prefix": prefix} if prefix else None, namespaced=False, **options)
+
+    def node_pages(
+        self,
+        *,
+        prefix: str | None = None,
+        filter: str | None = None,
+        per_page: int = DEFAULT_LIST_PAGE_SIZE,
+        **options: Unpack[CallOptions],
+    ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
+        params = {"prefix": prefix} if prefix else None
+        return self._pages("/v1/nodes", params=params, namespaced=False, per_page=per_page, filter=filter, **options)
 
     async def read_node(self, node_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/node/{_segment(node_id, what='a node ID')}", namespaced=False, **options)
@@ -91,17 +118,39 @@ class ClusterAPI(NomadTransport):
     # --- evaluations and deployments ---
 
     async def list_evaluations(
-        self, *, prefix: str | None = None, **options: Unpack[ReadOptions]
+        self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._query("/v1/evaluations", params={"prefix": prefix} if prefix else None, **options)
+        return await self._list("/v1/evaluations", params={"prefix": prefix} if prefix else None, **options)
+
+    def evaluation_pages(
+        self,
+        *,
+        prefix: str | None = None,
+        filter: str | None = None,
+        per_page: int = DEFAULT_LIST_PAGE_SIZE,
+        **options: Unpack[CallOptions],
+    ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
+        params = {"prefix": prefix} if prefix else None
+        return self._pages("/v1/evaluations", params=params, per_page=per_page, filter=filter, **options)
 
     async def read_evaluation(self, eval_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/evaluation/{_segment(eval_id, what='an evaluation ID')}", **options)
 
     async def list_deployments(
-        self, *, prefix: str | None = None, **options: Unpack[ReadOptions]
+        self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._query("/v1/deployments", params={"prefix": prefix} if prefix else None, **options)
+        return await self._list("/v1/deployments", params={"prefix": prefix} if prefix else None, **options)
+
+    def deployment_pages(
+        self,
+        *,
+        prefix: str | None = None,
+        filter: str | None = None,
+        per_page: int = DEFAULT_LIST_PAGE_SIZE,
+        **options: Unpack[CallOptions],
+    ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
+        params = {"prefix": prefix} if prefix else None
+        return self._pages("/v1/deployments", params=params, per_page=per_page, filter=filter, **options)
 
     async def read_deployment(self, deployment_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/deployment/{_segment(deployment_id, what='a deployment ID')}", **options)

@@ -30,6 +30,14 @@ MAX_ERROR_MESSAGE_CHARS = 500
 MAX_ERROR_BODY_BYTES = 64 * 1024
 USER_AGENT = "nomad-operator"
 
+# --- paged lists (per_page / next_token) ---
+# Objects per page when a list is read page by page: big enough that 10,000 allocations take 20 round trips, small
+# enough that one page's JSON and its decoded dicts stay a few MB (the whole list at once is ~200 MB decoded).
+DEFAULT_LIST_PAGE_SIZE = 500
+# A paged list that goes on longer than this is refused: a server that hands out tokens in a cycle would otherwise
+# keep the caller paging forever (200,000 objects at the default page size are 400 pages).
+MAX_LIST_PAGES = 100_000
+
 # --- retries of idempotent calls (tenacity, exponential with jitter) ---
 RETRY_MAX_ATTEMPTS = 5
 RETRY_MAX_TOTAL_SECONDS = 30.0

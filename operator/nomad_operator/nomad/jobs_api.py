@@ -8,12 +8,14 @@ neither guarded nor treated as writes. Job JSON stays Nomad's wire form (PascalC
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
 
+from nomad_operator.nomad.defaults import DEFAULT_LIST_PAGE_SIZE
+from nomad_operator.nomad.list_pages import PagedLists
 from nomad_operator.nomad.results import JobWriteResult, JSONObject, QueryResult, expect_object
-from nomad_operator.nomad.transport import CallOptions, NomadTransport, ReadOptions
+from nomad_operator.nomad.transport import CallOptions, ListOptions, ReadOptions
 
 
 def job_path(job_id: str, suffix: str = "") -> str:
@@ -23,14 +25,26 @@ def job_path(job_id: str, suffix: str = "") -> str:
     return f"/v1/job/{quote(job_id, safe='')}{suffix}"
 
 
-class JobsAPI(NomadTransport):
+class JobsAPI(PagedLists):
     """Calls under /v1/jobs and /v1/job/:id."""
 
     async def list_jobs(
-        self, *, prefix: str | None = None, **options: Unpack[ReadOptions]
+        self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        """Job stubs (ID, Status, JobModifyIndex...). Blocking with `index=`."""
-        return await self._query("/v1/jobs", params={"prefix": prefix} if prefix else None, **options)
+        """Job stubs (ID, Status, JobModifyIndex...). Blocking with `index=`; one page with `per_page=`."""
+        return await self._list("/v1/jobs", params={"prefix": prefix} if prefix else None, **options)
+
+    def job_pages(
+        self,
+        *,
+        prefix: str | None = None,
+        filter: str | None = None,
+        per_page: int = DEFAULT_LIST_PAGE_SIZE,
+        **options: Unpack[CallOptions],
+    ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
+        """Job stubs a page at a time, ordered by (Namespace, ID); each page carries its own index."""
+        params = {"prefix": prefix} if prefix else None
+        return self._pages("/v1/jobs", params=params, per_page=per_page, filter=filter, **options)
 
     async def read_job(self, job_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         """The full job; `NotFound` when it does not exist."""

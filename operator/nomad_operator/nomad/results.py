@@ -28,12 +28,17 @@ def expect_object(body: Any, *, what: str) -> JSONObject:
 
 @dataclass(frozen=True, slots=True)
 class QueryResult(Generic[T]):
-    """A read answer: the decoded body and Nomad's query metadata (`X-Nomad-Index`, KnownLeader, LastContact)."""
+    """A read answer: the decoded body and Nomad's query metadata (`X-Nomad-Index`, KnownLeader, LastContact).
+
+    `next_token` is the `X-Nomad-NextToken` of a paged list: where the next page starts, "" on the last page (and on
+    every answer that is not a cut page).
+    """
 
     value: T
     index: int
     known_leader: bool
     last_contact_ms: int
+    next_token: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

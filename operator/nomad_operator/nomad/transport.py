@@ -58,6 +58,14 @@ class ReadOptions(CallOptions, total=False):
     wait: float | None
 
 
+class ListOptions(ReadOptions, total=False):
+    """Per-call options of list reads: the read options, plus one page (`per_page`, `next_token`) and a `filter`."""
+
+    per_page: int | None
+    next_token: str | None
+    filter: str | None
+
+
 class NomadTransport:
     """Owns the aiohttp session and sends requests; the API methods live in the `*_api` modules on top of it."""
 
@@ -149,7 +157,29 @@ class NomadTransport:
             index=_header_int(headers, "X-Nomad-Index", path),
             known_leader=headers.get("X-Nomad-KnownLeader", "").lower() == "true",
             last_contact_ms=_header_int(headers, "X-Nomad-LastContact", path),
+            next_token=headers.get("X-Nomad-NextToken", ""),
         )
+
+    async def _list(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        namespaced: bool = True,
+        **options: Unpack[ListOptions],
+    ) -> QueryResult[Any]:
+        """A list read: the whole list, or one page of it with `per_page` (`next_token` says where the next starts)."""
+        query: dict[str, str | int] = dict(params or {})
+        for name, value in (
+            ("per_page", options.get("per_page")), ("next_token", options.get("next_token")),
+            ("filter", options.get("filter")),
+        ):  # fmt: skip
+            if value is not None and value != "":
+                query[name] = value
+        return await self._query(
+            path, params=query, namespaced=namespaced, namespace=options.get("namespace"),
+            region=options.get("region"), index=options.get("index"), wait=options.get("wait"),
+        )  # fmt: skip
 
     async def _send(
         self,

@@ -2,14 +2,15 @@
 
 Reconcilers trust the cache, so every way it could silently drift from Nomad is handled here:
 
-- **List, then watch.** Each kind is listed with its `X-Nomad-Index`, and the stream starts after the lowest of them.
+- **List, then watch.** Each kind is listed page by page (`list_page_size`), each page projected into the cache as it
+  arrives, so the peak is one page and not the whole list (`paged_relist`). A kind's list index is its FIRST page's
+  `X-Nomad-Index`, and the stream starts after the lowest of them, so changes made while paging come by the stream.
   A replayed event at or below a kind's list index is skipped for that kind: the list already holds its effect, and
   applying it could resurrect an object that was deleted without an event (Nomad's GC of allocations and evaluations).
 - **Reconnects and gaps.** Nomad silently skips events that fell out of its 100-batch buffer, so every `StreamReset`
-  (reconnect, skipped oversized line) is followed by a re-list of every kind; `Cache.replace_all` diffs the cache with
-  the fresh list, so vanished objects are removed and changed ones announced. A periodic re-list catches what no event
-  ever announces (garbage collection). Re-lists and batches never interleave: a re-list racing an event could
-  resurrect an object the event deleted.
+  (reconnect, skipped oversized line) is followed by a re-list of every kind, diffed with the cache, so vanished
+  objects are removed and changed ones announced. A periodic re-list catches what no event ever announces (garbage
+  collection). Re-lists and batches never interleave: a re-list racing an event could resurrect a deleted object.
 - **Stubs are not objects.** `/v1/jobs`, `/v1/allocations` and `/v1/nodes` answer list stubs; when the fields the
   controllers declared are not all in the stub, new or changed objects are read in full (bounded concurrency) and
   unchanged ones keep their cached copy. A stub never overwrites a full object.
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Protocol
 
 from nomad_operator.nomad import (
@@ -40,11 +41,13 @@ from nomad_operator.nomad import (
     QueryResult,
     StreamReset,
 )
+from nomad_operator.nomad.defaults import DEFAULT_LIST_PAGE_SIZE as NOMAD_LIST_PAGE_SIZE
 from nomad_operator.nomad.defaults import EVENT_STREAM_IDLE_TIMEOUT
 from nomad_operator.runtime.cache import DEFAULT_INDEXES, Cache, CachedKind, CacheIndex
 from nomad_operator.runtime.defaults import DEFAULT_CACHE_MAX_OBJECTS_PER_KIND, DEFAULT_CACHE_MAX_TOMBSTONES_PER_KIND
 from nomad_operator.runtime.errors import CacheFull, UnidentifiableObject
 from nomad_operator.runtime.metrics import RuntimeMetrics
+from nomad_operator.runtime.paged_relist import PagedRelist
 from nomad_operator.runtime.ratelimit import Clock, MonotonicClock
 from nomad_operator.runtime.reconciler import ALL_FIELDS, NOMAD_KINDS, Controller, key_of
 
@@ -57,9 +60,10 @@ DEFAULT_RELIST_PERIOD_SECONDS: Final = 600.0
 DEFAULT_FULL_READ_CONCURRENCY: Final = 8
 """Full reads of changed objects in flight at once during a list, when the list stubs lack declared fields."""
 DEFAULT_INFORMER_NAMESPACE: Final = "*"
+DEFAULT_LIST_PAGE_SIZE: Final = NOMAD_LIST_PAGE_SIZE
+"""Objects per list page: the peak of a list is one page of JSON and dicts, not the whole list (see `paged_relist`)."""
 INDEX_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {"Allocation": ("JobID", "NodeID")}
-"""Fields the default cache indexes read, kept in every projection: an unchanged object is carried over a re-list as
-its cached copy, and its index entries must survive that."""
+"""Fields the default cache indexes read, kept in every projection: a cached object shows what it is indexed by."""
 DELETION_EVENT_TYPES: Final[Mapping[str, frozenset[str]]] = {"Node": frozenset({"NodeDeregistration"})}
 """Event types that remove their object, besides any payload marked `"Deleted": true`."""
 STUB_FIELDS: Final[Mapping[str, frozenset[str] | None]] = {
@@ -156,15 +160,15 @@ def cache_for_controllers(
 
 
 # --- listing ----------------------------------------------------------------------------------------------------------
-_Lister = Callable[[NomadClient, str], Awaitable[QueryResult[list[JSONObject]]]]
+_Pager = Callable[[NomadClient, str, int], AsyncIterator[QueryResult[list[JSONObject]]]]
 _Reader = Callable[[NomadClient, Mapping[str, Any]], Awaitable[QueryResult[JSONObject]]]
 
-_LISTERS: Final[Mapping[str, _Lister]] = {
-    "Job": lambda client, namespace: client.list_jobs(namespace=namespace),
-    "Allocation": lambda client, namespace: client.list_allocations(namespace=namespace),
-    "Node": lambda client, namespace: client.list_nodes(),
-    "Deployment": lambda client, namespace: client.list_deployments(namespace=namespace),
-    "Evaluation": lambda client, namespace: client.list_evaluations(namespace=namespace),
+_PAGERS: Final[Mapping[str, _Pager]] = {
+    "Job": lambda client, namespace, size: client.job_pages(namespace=namespace, per_page=size),
+    "Allocation": lambda client, namespace, size: client.allocation_pages(namespace=namespace, per_page=size),
+    "Node": lambda client, namespace, size: client.node_pages(per_page=size),
+    "Deployment": lambda client, namespace, size: client.deployment_pages(namespace=namespace, per_page=size),
+    "Evaluation": lambda client, namespace, size: client.evaluation_pages(namespace=namespace, per_page=size),
 }
 _READERS: Final[Mapping[str, _Reader]] = {
     "Job": lambda client, stub: client.read_job(stub["ID"], namespace=stub.get("Namespace") or "default"),
@@ -192,6 +196,7 @@ class Informer:
         namespace: str = DEFAULT_INFORMER_NAMESPACE,
         relist_period: float | None = DEFAULT_RELIST_PERIOD_SECONDS,
         full_read_concurrency: int = DEFAULT_FULL_READ_CONCURRENCY,
+        list_page_size: int = DEFAULT_LIST_PAGE_SIZE,
         idle_timeout: float = EVENT_STREAM_IDLE_TIMEOUT,
         backoff: Backoff = DEFAULT_BACKOFF,
         clock: Clock | None = None,
@@ -207,6 +212,8 @@ class Informer:
             raise ValueError(f"relist_period must be > 0 seconds or None, got {relist_period!r}")
         if full_read_concurrency < 1:
             raise ValueError(f"full_read_concurrency must be >= 1, got {full_read_concurrency}")
+        if type(list_page_size) is not int or list_page_size < 1:
+            raise ValueError(f"list_page_size must be an integer >= 1, got {list_page_size!r}")
         self.client = client
         self.cache = cache
         self.kinds = chosen
@@ -214,6 +221,7 @@ class Informer:
         self.metrics = metrics
         self.namespace = namespace
         self.relist_period = relist_period
+        self.list_page_size = list_page_size
         self.clock: Clock = clock if clock is not None else MonotonicClock()
         self._full_reads = asyncio.Semaphore(full_read_concurrency)
         self._idle_timeout = idle_timeout
@@ -365,29 +373,30 @@ class Informer:
             self.metrics.record_cache_sizes(self.cache.sizes())
 
     async def _relist_kind(self, kind: str) -> None:
-        listed = await _LISTERS[kind](self.client, self.namespace)
-        objects = await self._complete(kind, listed.value) if kind in self._full_read_kinds else listed.value
-        by_key = {key_of(kind, obj): obj for obj in objects}
-        diff = self.cache.replace_all(kind, objects, index=listed.index)
-        self._listed_at[kind] = listed.index
-        listener = self.listener
-        if listener is None or not diff:
-            return
-        now = self.clock.now()
-        for key in (*diff.added, *diff.changed):
-            listener(kind, by_key[key], since=now)
-        for obj in diff.removed.values():
-            listener(kind, obj, since=now)
-        self.changes += len(diff.added) + len(diff.changed) + len(diff.removed)
+        """List the kind page by page into the cache; the stream then follows from the FIRST page's index.
 
-    async def _complete(self, kind: str, stubs: list[JSONObject]) -> list[Mapping[str, Any]]:
-        """Whole objects for stubs that changed since they were cached; cached copies for the others."""
-        objects: list[Mapping[str, Any]] = []
+        Each page is read at its own index, so an object changed after page 1 in page 1's key range is on no page;
+        its event has an index above page 1's, and only a stream that starts there delivers it (`paged_relist`).
+        """
+        relist = PagedRelist(self.cache, kind, listener=self.listener)
+        try:
+            async for page in _PAGERS[kind](self.client, self.namespace, self.list_page_size):
+                relist.begin_page(page.index)
+                objects = await self._complete(relist, page.value) if kind in self._full_read_kinds else page.value
+                relist.apply_page(objects, index=page.index, since=self.clock.now())
+            self._listed_at[kind] = relist.finish(since=self.clock.now())
+        finally:
+            self.changes += relist.changes  # a list cut short still announced the pages it applied
+
+    async def _complete(self, relist: PagedRelist, stubs: list[JSONObject]) -> list[JSONObject]:
+        """Whole objects for the page's stubs that changed since they were cached; unchanged ones are just kept."""
+        kind = relist.kind
         to_read: list[JSONObject] = []
         for stub in stubs:
-            cached = self.cache.get(key_of(kind, stub))
+            key = key_of(kind, stub)
+            cached = self.cache.get(key)
             if cached is not None and cached.get("ModifyIndex") == stub.get("ModifyIndex"):
-                objects.append(cached)
+                relist.keep(key)
             else:
                 to_read.append(stub)
         reader = _READERS[kind]
@@ -397,8 +406,7 @@ class Informer:
                 try:
                     return (await reader(self.client, stub)).value
                 except NotFound:
-                    return None  # deleted since the list: leaving it out removes it
+                    return None  # deleted since the page was read: leaving it out removes it
 
         fresh = await asyncio.gather(*(read(stub) for stub in to_read))
-        objects.extend(obj for obj in fresh if obj is not None)
-        return objects
+        return [obj for obj in fresh if obj is not None]

@@ -15,6 +15,7 @@ from aiohttp import web
 from nomad_operator.sim.encoding import blank, drop_empty
 from nomad_operator.sim.errors import ApiError, bad_request, not_found
 from nomad_operator.sim.http.app import block, cluster_of, json_response, listed, namespace_of, read_json
+from nomad_operator.sim.http.pagination import BY_CREATE_INDEX_ID, BY_ID
 from nomad_operator.sim.state import alloc_terminal
 
 STUB_KEYS = (
@@ -54,9 +55,9 @@ async def list_allocs(request: web.Request) -> web.Response:
     cluster = cluster_of(request)
     resources = request.query.get("resources") == "true"
     task_states = request.query.get("task_states") != "false"
-    stubs = [alloc_stub(alloc, resources=resources, task_states=task_states)
-             for alloc in cluster.store.allocs.values() if _namespaced(request, alloc)]
-    items, headers = listed(request, stubs)
+    found = [alloc for alloc in cluster.store.allocs.values() if _namespaced(request, alloc)]
+    items, headers = listed(request, found, order=BY_CREATE_INDEX_ID, prefix_order=BY_ID,
+                            render=lambda alloc: alloc_stub(alloc, resources=resources, task_states=task_states))
     return json_response(request, items, index=cluster.store.max_index(("allocs",)), headers=headers)
 
 
@@ -100,9 +101,10 @@ async def list_evals(request: web.Request) -> web.Response:
     await block(request, ("evals",))
     cluster = cluster_of(request)
     status, job = request.query.get("status"), request.query.get("job")
-    evals = [drop_empty(e) for e in cluster.store.evals.values() if _namespaced(request, e)
+    evals = [e for e in cluster.store.evals.values() if _namespaced(request, e)
              and (not status or e["Status"] == status) and (not job or e["JobID"] == job)]
-    items, headers = listed(request, evals)
+    items, headers = listed(request, evals, order=BY_CREATE_INDEX_ID, prefix_order=BY_ID,
+                            render=lambda evaluation: drop_empty(dict(evaluation)))
     return json_response(request, items, index=cluster.store.max_index(("evals",)), headers=headers)
 
 
@@ -126,7 +128,7 @@ async def list_deployments(request: web.Request) -> web.Response:
     await block(request, ("deployment",))
     cluster = cluster_of(request)
     found = [d for d in cluster.store.deployments.values() if _namespaced(request, d)]
-    items, headers = listed(request, found)
+    items, headers = listed(request, found, order=BY_CREATE_INDEX_ID, prefix_order=BY_ID)
     return json_response(request, items, index=cluster.store.max_index(("deployment",)), headers=headers)
 
 

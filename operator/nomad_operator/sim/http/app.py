@@ -23,6 +23,7 @@ from nomad_operator.sim.config import BLOCKING_JITTER_FRACTION, DEFAULT_BLOCKING
 from nomad_operator.sim.encoding import dumps, dumps_pretty
 from nomad_operator.sim.errors import ApiError, bad_request
 from nomad_operator.sim.http.filtering import compile_filter
+from nomad_operator.sim.http.pagination import BY_ID, ListOrder, PageRequest, page_of
 
 CLUSTER_KEY: web.AppKey[SimCluster] = web.AppKey("cluster", SimCluster)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,33 +112,30 @@ async def block(request: web.Request, tables: Iterable[str]) -> None:
         await cluster_of(request).store.wait_beyond(tables, index, timeout=wait)
 
 
-def listed(request: web.Request, items: list[dict[str, Any]], *, key: str = "ID",
-           prefix_key: str | None = None) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Apply `prefix`, `filter`, `reverse`, `per_page` and `next_token` to a list; returns items and extra headers."""
+def listed(request: web.Request, items: Iterable[Mapping[str, Any]], *, key: str | None = None,
+           order: ListOrder = BY_ID, prefix_order: ListOrder | None = None, prefix_key: str | None = None,
+           render: Callable[[Mapping[str, Any]], dict[str, Any]] | None = None,
+           ) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Apply `prefix`, `filter`, `reverse`, `per_page` and `next_token` to a list; returns items and extra headers.
+
+    `order` is the route's sort and token order (`key` is shorthand for ordering by that one field), `prefix_order`
+    the one Nomad uses when a prefix is given. `render` turns a stored object into its wire form (a stub): without a
+    filter only the page is rendered, so a paged list of 10,000 allocations does not build 10,000 stubs a page.
+    """
+    chosen = ListOrder((key,)) if key is not None else order
     prefix = request.query.get("prefix", "")
     if prefix:
-        items = [item for item in items if str(item.get(prefix_key or key, "")).startswith(prefix)]
+        field = prefix_key or chosen.fields[-1]
+        items = [item for item in items if str(item.get(field, "")).startswith(prefix)]
+        chosen = prefix_order or chosen
     expression = request.query.get("filter")
     if expression:
         predicate = compile_filter(expression)
-        items = [item for item in items if predicate(item)]
-    items = sorted(items, key=lambda item: str(item.get(key, "")), reverse=request.query.get("reverse") == "true")
-    token = request.query.get("next_token")
-    if token:
-        reverse = request.query.get("reverse") == "true"
-        items = [item for item in items
-                 if (str(item.get(key, "")) <= token if reverse else str(item.get(key, "")) >= token)]
-    per_page_text = request.query.get("per_page")
-    headers: dict[str, str] = {}
-    if per_page_text:
-        try:
-            per_page = int(per_page_text)
-        except ValueError:
-            raise bad_request("Expect a number for `per_page` query string parameter") from None
-        if 0 < per_page < len(items):
-            headers["X-Nomad-NextToken"] = str(items[per_page].get(key, ""))
-            items = items[:per_page]
-    return items, headers
+        rendered = [render(item) for item in items] if render is not None else items
+        items, render = [item for item in rendered if predicate(item)], None
+    page, next_token = page_of(list(items), chosen, PageRequest.from_query(request.query))
+    headers = {"X-Nomad-NextToken": next_token} if next_token else {}
+    return [render(item) if render is not None else dict(item) for item in page], headers
 
 
 def _token_of(request: web.Request) -> str:

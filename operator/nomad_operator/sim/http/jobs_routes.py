@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from nomad_operator.sim.http.app import (
     read_json,
     text_error,
 )
+from nomad_operator.sim.http.pagination import BY_NAMESPACE_ID
 
 JOB_TABLES = ("jobs", "job_summary")
 
@@ -36,11 +38,16 @@ async def list_jobs(request: web.Request) -> web.Response:
     await block(request, JOB_TABLES)
     cluster = cluster_of(request)
     namespace = namespace_of(request)
-    stubs = [cluster.jobs.stub(job) for job in cluster.store.jobs.values() if namespace in ("*", job["Namespace"])]
-    if request.query.get("meta") == "true":
-        for stub in stubs:
-            stub["Meta"] = cluster.store.jobs[(stub["Namespace"], stub["ID"])].get("Meta")
-    items, headers = listed(request, stubs)
+    found = [job for job in cluster.store.jobs.values() if namespace in ("*", job["Namespace"])]
+    with_meta = request.query.get("meta") == "true"
+
+    def stub(job: Mapping[str, Any]) -> dict[str, Any]:
+        rendered = cluster.jobs.stub(job)
+        if with_meta:
+            rendered["Meta"] = job.get("Meta")
+        return rendered
+
+    items, headers = listed(request, found, order=BY_NAMESPACE_ID, render=stub)
     return json_response(request, items, index=cluster.store.max_index(JOB_TABLES), headers=headers)
 
 

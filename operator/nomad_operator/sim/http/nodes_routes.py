@@ -17,8 +17,8 @@ async def list_nodes(request: web.Request) -> web.Response:
     cluster = cluster_of(request)
     resources = request.query.get("resources") == "true"
     with_os = request.query.get("os") == "true"
-    stubs = [node_stub(node, with_resources=resources, with_os=with_os) for node in cluster.store.nodes.values()]
-    items, headers = listed(request, stubs)
+    items, headers = listed(request, list(cluster.store.nodes.values()),
+                            render=lambda node: node_stub(node, with_resources=resources, with_os=with_os))
     return json_response(request, items, index=cluster.store.max_index(("nodes",)), headers=headers)
 
 

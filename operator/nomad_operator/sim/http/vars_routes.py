@@ -20,13 +20,14 @@ from nomad_operator.sim.http.app import (
     read_json,
     text_error,
 )
+from nomad_operator.sim.http.pagination import BY_NAMESPACE_PATH
 
 
 async def list_vars(request: web.Request) -> web.Response:
     await block(request, ("variables",))
     cluster = cluster_of(request)
     found = cluster.variables.list(namespace_of(request), "")
-    items, headers = listed(request, found, key="Path")
+    items, headers = listed(request, found, order=BY_NAMESPACE_PATH)
     return json_response(request, items, index=cluster.store.max_index(("variables",)), headers=headers)
 
 
