@@ -17,10 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing
-import os
-import statistics
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +26,7 @@ import nomad
 import orjson
 from aiohttp import web
 
+from _harness import CLIENT_CORE, SERVER_CORE, RoundRates, pin_to_core, rates, server_process
 from nomad_operator.jobspec import load_job
 from nomad_operator.nomad import NomadClient, NomadSettings
 from nomad_operator.sim.config import SimConfig
@@ -128,8 +125,7 @@ def serve_jobs(job_id: str) -> web.Application:
 
 
 def _server_process(kind: str, port_queue: Any) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})
+    pin_to_core(SERVER_CORE)
 
     async def fake() -> None:
         runner = web.AppRunner(serve_jobs(JOB_ID), access_log=None, shutdown_timeout=0.5)
@@ -153,7 +149,7 @@ def _server_process(kind: str, port_queue: Any) -> None:
 async def _run_workers(
     count: int, concurrency: int, one_request: Callable[[], Awaitable[object]]
 ) -> tuple[float, float]:
-    """Requests per wall-clock second, and per CPU second of this process (steadier on a shared, busy machine)."""
+    """`count` requests from `concurrency` workers: requests per wall-clock second and per CPU second."""
     remaining = count
 
     async def worker() -> None:
@@ -162,9 +158,11 @@ async def _run_workers(
             remaining -= 1
             await one_request()
 
-    started, cpu_started = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return count / (time.perf_counter() - started), count / (time.process_time() - cpu_started)
+    async def all_requests() -> int:
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count
+
+    return await rates(all_requests)
 
 
 async def ours(url: str, job_id: str, count: int, concurrency: int) -> tuple[float, float]:
@@ -188,30 +186,19 @@ async def python_nomad(url: str, job_id: str, count: int, concurrency: int) -> t
     return await _run_workers(count, concurrency, one)
 
 
-def _measure_server(kind: str, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
-    context = multiprocessing.get_context("spawn")
-    port_queue = context.Queue()
-    process = context.Process(target=_server_process, args=(kind, port_queue), daemon=True)
-    process.start()
-    try:
-        port, size = port_queue.get(timeout=60)
+def _measure_server(kind: str, args: argparse.Namespace) -> dict[str, RoundRates]:
+    with server_process(_server_process, kind, ready_timeout=60) as (port, size):
         url = f"http://127.0.0.1:{port}"
         print(f"{SERVERS[kind]}: GET /v1/job/{JOB_ID} ({size} bytes)")
-        results: dict[str, tuple[float, float]] = {}
+        results: dict[str, RoundRates] = {}
         for name, runner in (("python-nomad in threads (baseline)", python_nomad), ("NomadClient (ours)", ours)):
             rounds = [asyncio.run(runner(url, JOB_ID, args.requests, args.concurrency)) for _ in range(args.rounds)]
-            wall = statistics.median(rate for rate, _ in rounds)
-            cpu = statistics.median(rate for _, rate in rounds)
-            results[name] = (wall, cpu)
-            shown = ", ".join(f"{rate:,.0f}" for rate, _ in rounds)
-            print(f"  {name:36s} {wall:>8,.0f} req/s  {cpu:>8,.0f} req/CPU-s  (rounds: {shown})")
+            result = results[name] = RoundRates.of(rounds)
+            print(f"  {name:36s} {result.wall:>8,.0f} req/s  {result.cpu:>8,.0f} req/CPU-s  (rounds: {result.shown()})")
         ours_result, baseline = results["NomadClient (ours)"], results["python-nomad in threads (baseline)"]
-        wall_ratio, cpu_ratio = ours_result[0] / baseline[0], ours_result[1] / baseline[1]
+        wall_ratio, cpu_ratio = ours_result.wall / baseline.wall, ours_result.cpu / baseline.cpu
         print(f"  NomadClient / python-nomad: {wall_ratio:.2f} (wall), {cpu_ratio:.2f} (CPU)")
         return results
-    finally:
-        process.terminate()
-        process.join(5)
 
 
 SERVERS = {"sim": "simulator", "fake": "bare aiohttp server (ceiling)"}
@@ -223,13 +210,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {1})
+    pin_to_core(CLIENT_CORE)
     print(f"{args.requests} requests a round, concurrency {args.concurrency}, {args.rounds} rounds")
     on_sim = _measure_server("sim", args)
     on_fake = _measure_server("fake", args)
     ours_name = "NomadClient (ours)"
-    print(f"NomadClient on the simulator / on the bare server: {on_sim[ours_name][0] / on_fake[ours_name][0]:.2f}")
+    print(f"NomadClient on the simulator / on the bare server: {on_sim[ours_name].wall / on_fake[ours_name].wall:.2f}")
 
 
 if __name__ == "__main__":

@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
-import multiprocessing
-import os
 import statistics
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
+from _harness import CLIENT_CORE, SERVER_CORE, RoundRates, pin_to_core, rates, server_process
 from nomad_operator.nomad import NomadClient, NomadSettings, StreamReset
 from nomad_operator.sim.cluster import SimCluster
 from nomad_operator.sim.config import SimConfig
@@ -99,8 +99,7 @@ async def feed(cluster: SimCluster, events: list[Event], *, batch: int) -> None:
 
 
 def _server_process(batch: int, port_queue: Any) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {0})
+    pin_to_core(SERVER_CORE)
 
     async def main() -> None:
         config = SimConfig(nodes=SIM_NODES, task_start=0.01, node_ready=0.01, event_heartbeat=1.0)
@@ -119,14 +118,21 @@ def _server_process(batch: int, port_queue: Any) -> None:
     asyncio.run(main())
 
 
-async def bare_lines(url: str, count: int) -> int:
-    """The ceiling: aiohttp splitting lines, nothing decoded."""
-    seen = 0
+@contextlib.asynccontextmanager
+async def raw_event_stream(url: str) -> AsyncIterator[aiohttp.StreamReader]:
+    """The whole event stream from index 0 as aiohttp's line reader: what the two baselines consume."""
     async with (
         aiohttp.ClientSession(read_bufsize=READ_BUFSIZE) as session,
         session.get(f"{url}/v1/event/stream", params={"index": "0", "namespace": "*"}) as response,
     ):
-        async for line in response.content:
+        yield response.content
+
+
+async def bare_lines(url: str, count: int) -> int:
+    """The ceiling: aiohttp splitting lines, nothing decoded."""
+    seen = 0
+    async with raw_event_stream(url) as lines:
+        async for line in lines:
             seen += line.count(b'"Topic":')  # events in the batch, counted without decoding it
             if seen >= count:
                 break
@@ -136,11 +142,8 @@ async def bare_lines(url: str, count: int) -> int:
 async def naive_json(url: str, count: int) -> int:
     """A naive consumer: aiohttp lines + json.loads, as a first implementation would do."""
     seen = 0
-    async with (
-        aiohttp.ClientSession(read_bufsize=READ_BUFSIZE) as session,
-        session.get(f"{url}/v1/event/stream", params={"index": "0", "namespace": "*"}) as response,
-    ):
-        async for line in response.content:
+    async with raw_event_stream(url) as lines:
+        async for line in lines:
             frame = json.loads(line)
             seen += len(frame.get("Events", ()))
             if seen >= count:
@@ -163,13 +166,6 @@ async def event_stream(url: str, count: int) -> int:
     return seen
 
 
-async def measure(reader: Callable[[str, int], Awaitable[int]], url: str, count: int) -> tuple[float, float]:
-    """Events per wall-clock second, and per CPU second of this process (steadier on a shared, busy machine)."""
-    started, cpu_started = time.perf_counter(), time.process_time()
-    seen = await reader(url, count)
-    return seen / (time.perf_counter() - started), seen / (time.process_time() - cpu_started)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=100_000)
@@ -177,15 +173,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50, help="events per raft batch (one NDJSON line)")
     args = parser.parse_args()
 
-    context = multiprocessing.get_context("spawn")
-    port_queue = context.Queue()
-    process = context.Process(target=_server_process, args=(args.batch, port_queue), daemon=True)
-    process.start()
-    try:
-        port, average_size, smallest, largest = port_queue.get(timeout=120)
+    with server_process(_server_process, args.batch, ready_timeout=120) as (port, average_size, smallest, largest):
         url = f"http://127.0.0.1:{port}"
-        if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-            os.sched_setaffinity(0, {1})
+        pin_to_core(CLIENT_CORE)
         print(
             f"simulator allocation events: {average_size:.0f} bytes on average ({smallest}..{largest}); "
             f"{args.batch} a batch; {args.events} events a round, {args.rounds} rounds"
@@ -195,22 +185,18 @@ def main() -> None:
             ("aiohttp lines + json.loads (naive)", naive_json),
             ("EventStream (ours)", event_stream),
         ]
-        results: dict[str, tuple[float, float]] = {}
+        results: dict[str, RoundRates] = {}
         for name, reader in readers:
-            rounds = [asyncio.run(measure(reader, url, args.events)) for _ in range(args.rounds)]
-            wall = statistics.median(rate for rate, _ in rounds)
-            cpu = statistics.median(rate for _, rate in rounds)
-            results[name] = (wall, cpu)
-            shown = ", ".join(f"{rate:,.0f}" for rate, _ in rounds)
-            print(f"{name:36s} {wall:>9,.0f} events/s {cpu:>9,.0f} events/CPU-s  (rounds: {shown})")
+            rounds = [asyncio.run(rates(functools.partial(reader, url, args.events))) for _ in range(args.rounds)]
+            result = results[name] = RoundRates.of(rounds)
+            print(
+                f"{name:36s} {result.wall:>9,.0f} events/s {result.cpu:>9,.0f} events/CPU-s  (rounds: {result.shown()})"
+            )
         ours = results["EventStream (ours)"]
         for baseline in ("aiohttp lines only (ceiling)", "aiohttp lines + json.loads (naive)"):
-            wall_ratio, cpu_ratio = ours[0] / results[baseline][0], ours[1] / results[baseline][1]
+            wall_ratio, cpu_ratio = ours.wall / results[baseline].wall, ours.cpu / results[baseline].cpu
             print(f"EventStream / {baseline}: {wall_ratio:.2f} (wall), {cpu_ratio:.2f} (CPU)")
-        print(f"EventStream MB/s: {ours[0] * average_size / 1e6:.0f}")
-    finally:
-        process.terminate()
-        process.join(5)
+        print(f"EventStream MB/s: {ours.wall * average_size / 1e6:.0f}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from _harness import percentile
 from nomad_operator.nomad import EventBatch, NomadClient, NomadSettings
 from nomad_operator.runtime import Controller, ObjectKey, Result, Watch, job_of_allocation
 from nomad_operator.runtime.informer import Informer, cache_for_controllers
@@ -152,11 +153,6 @@ async def latency(sim: RunningSimulator, *, jobs: int) -> tuple[list[float], lis
     ours = [reconciled[name] - started_at[name] for name in started_at]
     bare = [streamed[name] - started_at[name] for name in started_at]
     return ours, bare
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,9 @@ from pathlib import Path
 
 import hcl2
 
-from nomad_operator.jobspec.loader import JobLoader, convert_text
+from _harness import peak_rss_mib
+from nomad_operator.jobspec.job_file import convert_text
+from nomad_operator.jobspec.loader import JobLoader
 
 WARM_TARGET_MS = 50.0
 
@@ -129,7 +130,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     single_job_figures()
     asyncio.run(repository_figures(args.files))
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = peak_rss_mib()
     print(f"peak RSS of this process: {own:.0f} MiB")
     return 0
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from _harness import percentile
 from nomad_operator.runtime.queue import WorkQueue
 from nomad_operator.runtime.reconciler import ObjectKey, Result
 from nomad_operator.runtime.workers import ReconcileWorkers
@@ -36,8 +37,7 @@ class Run:
     latencies: list[float]
 
     def percentile(self, fraction: float) -> float:
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
+        return percentile(self.latencies, fraction)
 
 
 Adder = Callable[[ObjectKey], None]

@@ -17,12 +17,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import time
 from typing import Any
 
+from _harness import peak_rss_mib
 from nomad_operator.sim.cluster import SimCluster
 from nomad_operator.sim.config import SimConfig
 
@@ -68,7 +68,7 @@ async def _run(nodes: int, jobs: int) -> dict[str, float]:
             "placed_s": placed,
             "running_s": running,
             "events": cluster.broker.published,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_rss_mb": peak_rss_mib(),
         }
     finally:
         await cluster.close()

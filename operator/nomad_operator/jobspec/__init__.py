@@ -15,7 +15,8 @@ from nomad_operator.jobspec.canonical import canonicalize
 from nomad_operator.jobspec.errors import JobspecError, JobspecErrors, SourcePos
 from nomad_operator.jobspec.field_diff import FieldDifference, field_differences
 from nomad_operator.jobspec.go_json import go_json
-from nomad_operator.jobspec.loader import JobLoader, LoadedJob, load_job, parse_for_api, spec_hash
+from nomad_operator.jobspec.job_file import LoadedJob, load_job, parse_for_api, spec_hash
+from nomad_operator.jobspec.loader import JobLoader
 from nomad_operator.jobspec.mapping import map_job
 
 __all__ = [

@@ -21,7 +21,7 @@ from lark import Token, Tree
 from nomad_operator.jobspec.body import Attribute, Block
 from nomad_operator.jobspec.errors import JobspecError, SourcePos
 from nomad_operator.jobspec.expressions import Evaluator
-from nomad_operator.jobspec.hcl_tree import Expr, SourceText
+from nomad_operator.jobspec.hcl_tree import Expr, SourceText, subtrees
 from nomad_operator.jobspec.hcl_types import ConversionError, Value, iteration_pairs, to_string
 from nomad_operator.jobspec.scope import EvalError, Scope, report
 from nomad_operator.jobspec.templates import unescape_quoted
@@ -90,7 +90,7 @@ def read_body(body: Tree[Token], source: SourceText, errors: list[JobspecError])
 
 
 def _read_block(item: Tree[Token], source: SourceText, errors: list[JobspecError]) -> RawBlock | None:
-    parts = [child for child in item.children if isinstance(child, Tree) and child.data != "new_line_or_comment"]
+    parts = subtrees(item)
     body_tree = parts[-1]
     block_type = _name_of(parts[0])
     labels: list[str] = []

@@ -26,7 +26,7 @@ from nomad_operator.jobspec.canonical import canonicalize
 from nomad_operator.jobspec.errors import JobspecError, JobspecErrors, SourcePos
 from nomad_operator.jobspec.field_diff import field_differences
 from nomad_operator.jobspec.go_json import go_json
-from nomad_operator.jobspec.loader import LoadedJob, load_job, parse_for_api, read_job_text
+from nomad_operator.jobspec.job_file import LoadedJob, load_job, parse_for_api, read_job_text
 
 EXIT_OK: Final = 0
 EXIT_INVALID: Final = 1

@@ -8,7 +8,7 @@ a one-element list, conditionals unify their result types, object keys written b
 The hazard this module exists for is Nomad's passthrough rule: a reference whose root is not `var`, `local`, an
 iterator or a `for` variable (`attr.kernel.name`, `node.unique.id`, `meta.rack`, `NOMAD_ALLOC_ID`, `env["X"]`) is
 a runtime interpolation. It evaluates to its own source text wrapped in `${...}`, so Nomad's client fills it in
-later; evaluating it now, or failing on it, would break the job.
+later; evaluating it now, or failing on it, would break the job. Function calls are evaluated by `function_calls`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from collections.abc import Callable
 
 from lark import Token, Tree
 
-from nomad_operator.jobspec.errors import SourcePos
-from nomad_operator.jobspec.hcl_tree import Expr, SourceText
+from nomad_operator.jobspec.function_calls import call_function
+from nomad_operator.jobspec.hcl_tree import Expr, SourceText, child_token, subtrees
 from nomad_operator.jobspec.hcl_types import (
     ConversionError,
     Value,
-    convert,
     iteration_pairs,
     normalize_number,
     to_bool,
@@ -33,33 +32,8 @@ from nomad_operator.jobspec.hcl_types import (
 from nomad_operator.jobspec.heredocs import template_from_heredoc
 from nomad_operator.jobspec.operators import arithmetic, index_value, operand_bool, operand_number
 from nomad_operator.jobspec.references import bare_identifier, static_traversal_root
-from nomad_operator.jobspec.scope import FAILED, DependentError, EvalError, FunctionError, Scope
+from nomad_operator.jobspec.scope import FAILED, DependentError, EvalError, Scope
 from nomad_operator.jobspec.templates import evaluate_template, template_from_string_node
-from nomad_operator.jobspec.type_expressions import type_from_expression
-
-# Functions that are not in Nomad's jobspec2 but that people try, with the reason, for a better error.
-_NOT_IN_NOMAD = {
-    "templatefile": "Nomad's jobspec2 has no templatefile() (hashicorp/nomad#24749); use file() and a template block",
-    "timestamp": "Nomad's jobspec2 has no timestamp(); a job file must render the same on every run",
-    "toset": "Nomad's jobspec2 has no toset(); use convert(value, set(string))",
-    "tolist": "Nomad's jobspec2 has no tolist(); use convert(value, list(string))",
-    "tomap": "Nomad's jobspec2 has no tomap(); use convert(value, map(string))",
-    "tostring": "Nomad's jobspec2 has no tostring(); use convert(value, string) or a template",
-    "tonumber": "Nomad's jobspec2 has no tonumber(); use convert(value, number) or parseint()",
-}
-
-_LAZY_FUNCTIONS = ("try", "can", "convert")
-
-
-def _subtrees(node: Tree[Token]) -> list[Tree[Token]]:
-    return [child for child in node.children if isinstance(child, Tree) and child.data != "new_line_or_comment"]
-
-
-def _token_of(node: Tree[Token], token_type: str) -> Token | None:
-    for child in node.children:
-        if isinstance(child, Token) and child.type == token_type:
-            return child
-    return None
 
 
 class Evaluator:
@@ -84,7 +58,7 @@ class Evaluator:
         return handler(self, node, source, scope)
 
     def _expr_term(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
-        inner = _subtrees(node)
+        inner = subtrees(node)
         if len(inner) != 1:
             raise EvalError("Malformed expression", source.node_pos(node))
         return self._eval(inner[0], source, scope)
@@ -111,18 +85,18 @@ class Evaluator:
         raise EvalError('Unsupported escaped-quote string \\"...\\" outside a quoted string', source.node_pos(node))
 
     def _tuple(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
-        return [self._eval(item, source, scope) for item in _subtrees(node)]
+        return [self._eval(item, source, scope) for item in subtrees(node)]
 
     def _object(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
         result: dict[str, Value] = {}
-        for element in _subtrees(node):
-            key_node, value_node = _subtrees(element)
+        for element in subtrees(node):
+            key_node, value_node = subtrees(element)
             key = self._object_key(key_node, source, scope)
             result[key] = self._eval(value_node, source, scope)
         return result
 
     def _object_key(self, key_node: Tree[Token], source: SourceText, scope: Scope) -> str:
-        inner = _subtrees(key_node)
+        inner = subtrees(key_node)
         if not inner:  # a keyword such as `in` or `for` used as a key
             return str(key_node.children[0]) if key_node.children else ""
         term = inner[0]
@@ -166,7 +140,7 @@ class Evaluator:
         return self._index(target, step, source, scope)
 
     def _get_attr(self, target: Value, step: Tree[Token], target_node: Tree[Token], source: SourceText) -> Value:
-        name = str(_subtrees(step)[0].children[0])
+        name = str(subtrees(step)[0].children[0])
         pos = source.node_pos(step)
         if isinstance(target, dict):
             if name in target:
@@ -189,16 +163,16 @@ class Evaluator:
         if step.data == "short_index":
             key: Value = int(str(step.children[-1]))
         else:
-            key = self._eval(_subtrees(step)[0], source, scope)
+            key = self._eval(subtrees(step)[0], source, scope)
         return index_value(target, key, pos)
 
     def _splat(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
-        target_node, splat = _subtrees(node)
+        target_node, splat = subtrees(node)
         target = self._eval(target_node, source, scope)
         if target is None:
             return []
         items = target if isinstance(target, list) else [target]
-        steps = _subtrees(splat)
+        steps = subtrees(splat)
         outer: list[Tree[Token]] = []
         if node.data == "attr_splat_expr_term":
             # `.*` carries attribute steps only; a following index applies to the resulting list.
@@ -222,8 +196,8 @@ class Evaluator:
     # --- operators --------------------------------------------------------------------------------------------------
 
     def _binary_op(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
-        left_node, term = _subtrees(node)[:2]
-        operator_node, right_node = _subtrees(term)
+        left_node, term = subtrees(node)[:2]
+        operator_node, right_node = subtrees(term)
         operator = str(operator_node.children[0]).strip()
         left = self._eval(left_node, source, scope)
         pos = source.node_pos(operator_node)
@@ -243,7 +217,7 @@ class Evaluator:
 
     def _unary_op(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
         operator = str(node.children[0])
-        operand_node = _subtrees(node)[0]
+        operand_node = subtrees(node)[0]
         value = self._eval(operand_node, source, scope)
         pos = source.node_pos(operand_node)
         if operator == "!":
@@ -251,7 +225,7 @@ class Evaluator:
         return normalize_number(-operand_number(value, "-", pos))
 
     def _conditional(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
-        condition_node, true_node, false_node = _subtrees(node)
+        condition_node, true_node, false_node = subtrees(node)
         condition = self._eval(condition_node, source, scope)
         if condition is None:
             raise EvalError("Null condition: the condition value is null", source.node_pos(condition_node))
@@ -279,9 +253,9 @@ class Evaluator:
     # --- for expressions --------------------------------------------------------------------------------------------
 
     def _for(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
-        parts = _subtrees(node)
+        parts = subtrees(node)
         intro = parts[0]
-        intro_parts = _subtrees(intro)
+        intro_parts = subtrees(intro)
         names = [str(part.children[0]) for part in intro_parts if part.data == "identifier"]
         key_name, value_name = (names[0], names[1]) if len(names) == 2 else (None, names[0])
         collection = self._eval(intro_parts[-1], source, scope)
@@ -292,7 +266,7 @@ class Evaluator:
         except ConversionError as exc:
             raise EvalError(f"Iteration over a non-collection: {exc}", source.node_pos(intro_parts[-1])) from None
         is_object = node.data == "for_object_expr"
-        grouping = is_object and _token_of(node, "ELLIPSIS") is not None
+        grouping = is_object and child_token(node, "ELLIPSIS") is not None
         tuple_result: list[Value] = []
         object_result: dict[str, Value] = {}
         for key, item in pairs:
@@ -301,7 +275,7 @@ class Evaluator:
                 names_in_scope[key_name] = key
             inner = scope.child(names_in_scope)
             if condition is not None:
-                condition_node = _subtrees(condition)[0]
+                condition_node = subtrees(condition)[0]
                 keep = self._eval(condition_node, source, inner)
                 try:
                     if not to_bool(keep):
@@ -333,72 +307,7 @@ class Evaluator:
     # --- function calls ---------------------------------------------------------------------------------------------
 
     def _function_call(self, node: Tree[Token], source: SourceText, scope: Scope) -> Value:
-        names = [
-            str(part.children[0]) for part in node.children if isinstance(part, Tree) and part.data == "identifier"
-        ]
-        name = "::".join(names)
-        pos = source.node_pos(node)
-        if not scope.functions_allowed:
-            raise EvalError(f'Function calls not allowed: "{name}" cannot be called here', pos)
-        arguments = next((part for part in _subtrees(node) if part.data == "arguments"), None)
-        argument_nodes = _subtrees(arguments) if arguments is not None else []
-        expand_last = arguments is not None and _token_of(arguments, "ELLIPSIS") is not None
-        if name in _LAZY_FUNCTIONS:
-            return self._lazy_function(name, argument_nodes, source, scope, pos)
-        function = scope.functions.get(name)
-        if function is None:
-            hint = _NOT_IN_NOMAD.get(name, "there is no such function in Nomad's jobspec2")
-            raise EvalError(f'Call to unknown function "{name}": {hint}', pos)
-        args = [self._eval(argument, source, scope) for argument in argument_nodes]
-        if expand_last:
-            if not args or not isinstance(args[-1], list):
-                raise EvalError(f'Invalid expanding argument to "{name}": the last argument must be a list', pos)
-            args = args[:-1] + list(args[-1])
-        if len(args) < function.min_args or (function.max_args is not None and len(args) > function.max_args):
-            expected = _arity_text(function.min_args, function.max_args)
-            raise EvalError(f'Wrong number of arguments to "{name}": it takes {expected}, got {len(args)}', pos)
-        try:
-            return function(args, scope=scope, pos=pos)
-        except FunctionError as exc:
-            where = pos
-            if exc.argument is not None and exc.argument < len(argument_nodes):
-                where = source.node_pos(argument_nodes[exc.argument])
-            raise EvalError(f'Error in function call: "{name}" failed: {exc.message}', where) from None
-        except ConversionError as exc:
-            raise EvalError(f'Invalid function argument to "{name}": {exc}', pos) from None
-
-    def _lazy_function(
-        self, name: str, nodes: list[Tree[Token]], source: SourceText, scope: Scope, pos: SourcePos
-    ) -> Value:
-        position = source.node_pos(nodes[0]) if nodes else None
-        if name == "try":
-            if not nodes:
-                raise EvalError('Wrong number of arguments to "try": it takes at least one', position)
-            failures: list[str] = []
-            for argument in nodes:
-                try:
-                    return self._eval(argument, source, scope)
-                except EvalError as exc:
-                    failures.append(exc.message)
-            raise EvalError(
-                "Error in function call: try() found no argument that succeeded: " + "; ".join(failures), position
-            )
-        if name == "can":
-            if len(nodes) != 1:
-                raise EvalError('Wrong number of arguments to "can": it takes exactly 1', position)
-            try:
-                self._eval(nodes[0], source, scope)
-            except EvalError:
-                return False
-            return True
-        if len(nodes) != 2:
-            raise EvalError('Wrong number of arguments to "convert": it takes a value and a type', position)
-        target = type_from_expression(nodes[1], source)
-        value = self._eval(nodes[0], source, scope)
-        try:
-            return convert(value, target)
-        except ConversionError as exc:
-            raise EvalError(f'Error in function call: "convert" failed: {exc}', source.node_pos(nodes[0])) from None
+        return call_function(node, source, scope, evaluate=self._eval)
 
     _handlers: dict[str, Callable[[Evaluator, Tree[Token], SourceText, Scope], Value]] = {
         "expr_term": _expr_term,
@@ -423,11 +332,3 @@ class Evaluator:
         "for_object_expr": _for,
         "function_call": _function_call,
     }
-
-
-def _arity_text(minimum: int, maximum: int | None) -> str:
-    if maximum is None:
-        return f"at least {minimum}"
-    if minimum == maximum:
-        return f"exactly {minimum}"
-    return f"{minimum} to {maximum}"

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from nomad_operator.jobspec.errors import SourcePos
-from nomad_operator.jobspec.hcl_types import ConversionError, Value, to_bool, to_number, to_string, type_name
+from nomad_operator.jobspec.hcl_types import ConversionError, Value, to_number, to_string, type_name
 from nomad_operator.jobspec.scope import FunctionError, Scope
+
+_Converted = TypeVar("_Converted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,25 +42,28 @@ def function(
     return wrap
 
 
-def _not_null(args: list[Value], index: int) -> Value:
+def arg_not_null(args: list[Value], index: int) -> Value:
+    """The argument as it is, refused when null (cty parameters do not accept null unless they say so)."""
     value = args[index]
     if value is None:
         raise FunctionError(f"argument {index + 1} must not be null", argument=index)
     return value
 
 
-def arg_string(args: list[Value], index: int) -> str:
+def _converted(args: list[Value], index: int, conversion: Callable[[Value], _Converted]) -> _Converted:
+    """The argument converted the cty way; a refusal names the argument, so the error points at it in the file."""
     try:
-        return to_string(_not_null(args, index))
+        return conversion(arg_not_null(args, index))
     except ConversionError as exc:
         raise FunctionError(f"argument {index + 1}: {exc}", argument=index) from None
+
+
+def arg_string(args: list[Value], index: int) -> str:
+    return _converted(args, index, to_string)
 
 
 def arg_number(args: list[Value], index: int) -> int | float:
-    try:
-        return to_number(_not_null(args, index))
-    except ConversionError as exc:
-        raise FunctionError(f"argument {index + 1}: {exc}", argument=index) from None
+    return _converted(args, index, to_number)
 
 
 def arg_int(args: list[Value], index: int) -> int:
@@ -67,22 +73,15 @@ def arg_int(args: list[Value], index: int) -> int:
     return number
 
 
-def arg_bool(args: list[Value], index: int) -> bool:
-    try:
-        return to_bool(_not_null(args, index))
-    except ConversionError as exc:
-        raise FunctionError(f"argument {index + 1}: {exc}", argument=index) from None
-
-
 def arg_list(args: list[Value], index: int) -> list[Value]:
-    value = _not_null(args, index)
+    value = arg_not_null(args, index)
     if not isinstance(value, list):
         raise FunctionError(f"argument {index + 1} must be a list, not {type_name(value)}", argument=index)
     return value
 
 
 def arg_map(args: list[Value], index: int) -> dict[str, Value]:
-    value = _not_null(args, index)
+    value = arg_not_null(args, index)
     if not isinstance(value, dict):
         raise FunctionError(f"argument {index + 1} must be a map or object, not {type_name(value)}", argument=index)
     return value

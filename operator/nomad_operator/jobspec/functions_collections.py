@@ -14,6 +14,7 @@ from nomad_operator.jobspec.function_support import (
     arg_int,
     arg_list,
     arg_map,
+    arg_not_null,
     arg_number,
     arg_string,
     arg_strings,
@@ -124,9 +125,7 @@ def _values(args: list[Value]) -> Value:
 
 @function("length", 1)
 def _length(args: list[Value]) -> Value:
-    value = args[0]
-    if value is None:
-        raise FunctionError("argument 1 must not be null", argument=0)
+    value = arg_not_null(args, 0)
     if isinstance(value, list | dict | str):
         return len(value)
     raise FunctionError("argument 1 must be a string, list, map or object", argument=0)

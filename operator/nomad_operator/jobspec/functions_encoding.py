@@ -1,9 +1,9 @@
-"""Nomad's HCL2 encoding, hashing, UUID, date and network functions, matching cty's output byte for byte where it
-matters to a job.
+"""Nomad's HCL2 encoding, hashing, crypto and UUID functions, matching cty's output byte for byte where it matters
+to a job.
 
 Why separate: these produce text that lands in templates and env vars, where a different byte is a different
-deployment: cty's `jsonencode` sorts keys and escapes `<`, `>` and `&` like Go's encoder; `urlencode` writes spaces
-as `+`; `base64decode` refuses bytes that are not UTF-8; `timeadd` prints RFC 3339 without fractions. The hazard of
+deployment: cty's `jsonencode` sorts keys and escapes `<`, `>` and `&` like Go's encoder; `yamlencode` quotes as
+go-cty-yaml does; `urlencode` writes spaces as `+`; `base64decode` refuses bytes that are not UTF-8. The hazard of
 randomness (`uuidv4`, `bcrypt`) is Nomad's own: such a job renders differently on every run.
 """
 
@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import re
 import urllib.parse
 import uuid
 from typing import Any
@@ -27,13 +26,8 @@ from nomad_operator.jobspec.function_support import LibraryFunction, arg_int, ar
 from nomad_operator.jobspec.hcl_types import Value, is_number, normalize_number, number_to_string
 from nomad_operator.jobspec.scope import FunctionError
 
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _UUID_NAMESPACES = {"dns": uuid.NAMESPACE_DNS, "url": uuid.NAMESPACE_URL, "oid": uuid.NAMESPACE_OID,
                     "x500": uuid.NAMESPACE_X500}  # fmt: skip
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-           "November", "December"]  # fmt: skip
-_DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
 def json_encode(value: Value) -> str:
@@ -91,17 +85,14 @@ def yaml_encode(value: Value) -> str:
 
 
 def _yaml_scalar(value: Value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if is_number(value):
-        return number_to_string(value)
+    """A one-line YAML value: null, booleans and numbers as JSON writes them; strings double-quoted, unescaped HTML."""
     if isinstance(value, list):
         return "[]"
     if isinstance(value, dict):
         return "{}"
-    return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json_encode(value)
 
 
 def _yaml_block(value: Value, indent: int, lines: list[str], *, prefix: str) -> None:

@@ -11,12 +11,11 @@ import datetime as dt
 import ipaddress
 import re
 
+from nomad_operator.durations import InvalidDuration, parse_duration
 from nomad_operator.jobspec.function_support import LibraryFunction, arg_int, arg_string, function
 from nomad_operator.jobspec.hcl_types import Value
 from nomad_operator.jobspec.scope import FunctionError
 
-_GO_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
            "November", "December"]  # fmt: skip
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -32,22 +31,13 @@ def parse_timestamp(text: str, argument: int) -> dt.datetime:
         raise FunctionError(f"{text!r} is not a valid timestamp: {exc}", argument=argument) from None
 
 
-def parse_go_duration(text: str, argument: int) -> float:
-    """A Go duration string ("1h30m", "-10s", "1.5h") in seconds."""
-    sign = -1.0 if text.startswith("-") else 1.0
-    body = text.lstrip("+-")
-    if body == "0":
-        return 0.0
-    position = 0
-    total = 0.0
-    for match in _GO_DURATION_PART.finditer(body):
-        if match.start() != position:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        position = match.end()
-    if position != len(body) or not body:
-        raise FunctionError(f"{text!r} is not a duration (e.g. 1h30m, 10s, 250ms)", argument=argument)
-    return sign * total
+def _duration(text: str, argument: int) -> dt.timedelta:
+    """A Go duration string ("1h30m", "-10s", "1.5h"), read as Go's time.ParseDuration reads it."""
+    try:
+        nanoseconds = parse_duration(text)
+    except InvalidDuration:
+        raise FunctionError(f"{text!r} is not a duration (e.g. 1h30m, 10s, 250ms)", argument=argument) from None
+    return dt.timedelta(microseconds=nanoseconds / 1000)
 
 
 def _rfc3339(moment: dt.datetime) -> str:
@@ -63,8 +53,7 @@ def _rfc3339(moment: dt.datetime) -> str:
 @function("timeadd", 2)
 def _timeadd(args: list[Value]) -> Value:
     moment = parse_timestamp(arg_string(args, 0), 0)
-    seconds = parse_go_duration(arg_string(args, 1), 1)
-    return _rfc3339(moment + dt.timedelta(seconds=seconds))
+    return _rfc3339(moment + _duration(arg_string(args, 1), 1))
 
 
 @function("formatdate", 2)

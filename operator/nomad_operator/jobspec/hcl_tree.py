@@ -9,7 +9,7 @@ Hazards handled here:
   grammar text and add them, and fail loudly at import if the grammar changed shape under us.
 - Building the LALR tables costs seconds; lark's cache file (keyed by a hash of grammar and options) keeps that to a
   one-off, and `warm_parser()` lets an image build pay it.
-- A parse costs about 0.1 ms a line and holds the GIL: trees are cached by content hash so an unchanged file is
+- A parse costs about 0.15 ms a line and holds the GIL: trees are cached by content hash so an unchanged file is
   never parsed twice in one process.
 - lark's exceptions name grammar terminals (`RBRACE`, `NL_OR_COMMENT`); we turn them into sentences with a position.
 """
@@ -186,6 +186,19 @@ def parse_file(text: str, *, filename: str) -> tuple[Tree[Token], SourceText]:
         tree = _parse(padded, start="start", source=source)
         _FILE_TREES.put(key, tree)
     return tree, source
+
+
+def subtrees(node: Tree[Token]) -> list[Tree[Token]]:
+    """The child trees of a node, without layout (new lines and comments)."""
+    return [child for child in node.children if isinstance(child, Tree) and child.data != "new_line_or_comment"]
+
+
+def child_token(node: Tree[Token], token_type: str) -> Token | None:
+    """The first token of this type among a node's direct children (`...` in a call or a `for`), or None."""
+    for child in node.children:
+        if isinstance(child, Token) and child.type == token_type:
+            return child
+    return None
 
 
 def body_of(tree: Tree[Token]) -> Tree[Token]:

@@ -1,15 +1,15 @@
-"""Load job files into API jobs: evaluate, map, hash, with a content-hash cache and a process pool.
+"""`JobLoader`: job files to API jobs for the long-running controller, with a content-hash cache and a process pool.
 
 The GitOps controller converts every job file of a repository on every revision, and most files never change.
 Parsing is slow (python-hcl2 costs about 0.15 ms a line) and holds the GIL, so two hazards shape this module:
 - an unchanged file must never be parsed twice: results are cached by the file's content hash and every input
   that can change the result (variables, var file contents, NOMAD_VAR_* environment, filesystem options), and the
   content hash itself is memoised by the file's stat signature, so a warm pass is a stat and a dict lookup;
-- a big parse must never stall the event loop: `load_many` sends large files to a process pool whose workers live
+- a big parse must never stall the event loop: `load_many` sends a large pass to a process pool whose workers live
   as long as the loader (the grammar is built once per worker) and shuts it down cleanly on `close()`.
-A file that calls filesystem functions (`file()`, `templatefile()` ...) also keys its cache entry on the stat
-signatures of the tree it may read, so editing a template re-renders the job. Errors are values in `load_many`'s
-result, one per file: one bad file never hides the others.
+A file that calls filesystem functions (`file()`, `fileset()` ...) also keys its cache entry on the stat signatures
+of the tree it may read, so editing a file it reads re-renders the job. Errors are values in `load_many`'s result,
+one per file: one bad file never hides the others. The conversion of one file itself is `job_file`'s.
 """
 
 from __future__ import annotations
@@ -28,126 +28,36 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from nomad_operator.jobspec.body import Value
-from nomad_operator.jobspec.canonical import canonicalize
 from nomad_operator.jobspec.errors import JobspecError, JobspecErrors, SourcePos
-from nomad_operator.jobspec.go_json import canonical_json, sha256_hex
-from nomad_operator.jobspec.mapping import map_job
+from nomad_operator.jobspec.job_file import (
+    LoadedJob,
+    convert_text,
+    job_environment,
+    load_job,
+    parse_for_api,
+    read_job_text,
+    spec_hash,
+)
 
-MAX_JOB_FILE_BYTES: Final = 4 * 1024 * 1024  # bigger is not a job file; refuse it with a clear error
-POOL_THRESHOLD_BYTES: Final = 2048  # files from this size up are parsed in the pool, smaller ones inline
+# Callers import the single-file conversion from here too; it lives in `job_file`.
+__all__ = ["JobLoader", "LoadedJob", "convert_text", "load_job", "parse_for_api", "read_job_text", "spec_hash"]
+
+POOL_THRESHOLD_BYTES: Final = 2048  # uncached text of one pass from which it goes to the pool, not a thread
 CACHE_SIZE: Final = 4096  # results kept per loader
 DEFAULT_WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
 TASKS_PER_WORKER: Final = 4  # files go to the pool in chunks: one round trip per chunk, not per file
-ENV_VARIABLE_PREFIX: Final = "NOMAD_VAR_"
-API_INPUT_NAME: Final = "input.hcl"  # the name Nomad's /v1/jobs/parse gives the submitted text in its errors
-DEFAULT_NAMESPACE: Final = "default"
 _FS_FUNCTION_CALL: Final = re.compile(r"\b(file|filebase64|filebase64sha256|templatefile|fileset|fileexists)\s*\(")
 
 
 @dataclass(frozen=True, slots=True)
-class LoadedJob:
-    """One converted job file: the API job (un-canonicalized, as `nomad job run` sends it) and its identity."""
+class _Inputs:
+    """What a conversion depends on besides the job file itself; the same for every file of one call."""
 
-    job: dict[str, Value]
-    job_id: str
-    namespace: str
-    source_path: str
-    spec_hash: str
-    source_text: str
-
-
-def spec_hash(job: dict[str, Value]) -> str:
-    """sha256 of the canonical JSON of the canonicalized job: equal for jobs Nomad treats as equal."""
-    return sha256_hex(canonical_json(canonicalize(job)))
-
-
-def convert_text(
-    text: str,
-    *,
-    filename: str,
-    variables: Mapping[str, str] = {},
-    var_files: Sequence[tuple[str, str]] = (),
-    environ: Mapping[str, str] = {},
-    base_dir: Path | None = None,
-    root_dir: Path | None = None,
-    allow_fs: bool = True,
-) -> LoadedJob:
-    """Evaluate and map one job file's text; raises JobspecError (JobspecErrors for several)."""
-    from nomad_operator.jobspec.evaluate import evaluate_source  # the evaluator is the heavy import: load late
-
-    root = evaluate_source(
-        text,
-        filename=filename,
-        variables=variables,
-        var_files=var_files,
-        environ=environ,
-        base_dir=base_dir,
-        root_dir=root_dir,
-        allow_fs=allow_fs,
-    )
-    job = map_job(root)
-    namespace = job.get("Namespace")
-    return LoadedJob(
-        job=job,
-        job_id=str(job["ID"]),
-        namespace=namespace if isinstance(namespace, str) and namespace else DEFAULT_NAMESPACE,
-        source_path=filename,
-        spec_hash=spec_hash(job),
-        source_text=text,
-    )
-
-
-def read_job_text(path: Path) -> tuple[bytes, str]:
-    """The bytes and text of a job (or var) file, refusing what is too big or not UTF-8."""
-    try:
-        size = path.stat().st_size
-        if size > MAX_JOB_FILE_BYTES:
-            raise JobspecError(f"file is {size} bytes, over the limit of {MAX_JOB_FILE_BYTES}", SourcePos(str(path)))
-        data = path.read_bytes()
-    except OSError as error:
-        raise JobspecError(f"cannot read file: {error.strerror or error}", SourcePos(str(path))) from None
-    try:
-        return data, data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise JobspecError(f"file is not valid UTF-8 (byte {error.start})", SourcePos(str(path))) from None
-
-
-def load_job(
-    path: Path,
-    *,
-    variables: Mapping[str, str] = {},
-    var_files: Sequence[Path] = (),
-    environ: Mapping[str, str] = {},
-    root_dir: Path | None = None,
-    allow_fs: bool = True,
-) -> LoadedJob:
-    """Load one job file with its variables (`environ` supplies NOMAD_VAR_* values; the CLI passes os.environ)."""
-    _, text = read_job_text(path)
-    files = [(str(var_file), read_job_text(var_file)[1]) for var_file in var_files]
-    return convert_text(
-        text,
-        filename=str(path),
-        variables=variables,
-        var_files=files,
-        environ=_job_environment(environ),
-        base_dir=path.parent,
-        root_dir=root_dir,
-        allow_fs=allow_fs,
-    )
-
-
-def parse_for_api(hcl: str, *, variables: str | None, canonicalize: bool) -> dict[str, Value]:
-    """What Nomad's `/v1/jobs/parse` answers: a bare job, no filesystem, no environment; raises JobspecError."""
-    if not hcl.strip():
-        raise JobspecError("Job spec is empty")
-    var_files = [("variables.hcl", variables)] if variables else []
-    loaded = convert_text(hcl, filename=API_INPUT_NAME, var_files=var_files, allow_fs=False)
-    if canonicalize:
-        from nomad_operator.jobspec.canonical import canonicalize as fill_defaults
-
-        return fill_defaults(loaded.job)
-    return loaded.job
+    variables: Mapping[str, str]
+    var_files: Sequence[Path]
+    environ: Mapping[str, str]
+    root_dir: Path | None
+    allow_fs: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,11 +118,6 @@ def _warm_worker() -> None:
         convert_text('job "warm" {}', filename="warm.nomad", allow_fs=False)
 
 
-def _job_environment(environ: Mapping[str, str]) -> dict[str, str]:
-    """Only NOMAD_VAR_* entries can change a job: keep those, so the rest never invalidates the cache."""
-    return {key: value for key, value in environ.items() if key.startswith(ENV_VARIABLE_PREFIX)}
-
-
 class JobLoader:
     """Converts job files for the long-running controller: cached, and parallel in a process pool.
 
@@ -247,7 +152,8 @@ class JobLoader:
         allow_fs: bool = True,
     ) -> LoadedJob:
         """One file, inline, through the cache; raises JobspecError."""
-        key, request = self._plan(path, variables, var_files, environ, root_dir, allow_fs, tree_stamps={})
+        inputs = _Inputs(variables, var_files, environ, root_dir, allow_fs)
+        key, request = self._plan(path, inputs, tree_stamps={})
         result = self._results.get(key) if request is None else self._store(key, _convert_request(request))
         assert result is not None
         if isinstance(result, LoadedJob):
@@ -267,7 +173,8 @@ class JobLoader:
         """Many files, in the given order; each result is the job or the error of that file."""
         if self._closed:
             raise RuntimeError("JobLoader is closed")
-        plans = await asyncio.to_thread(self._plan_all, list(paths), variables, var_files, environ, root_dir, allow_fs)
+        inputs = _Inputs(variables, var_files, environ, root_dir, allow_fs)
+        plans = await asyncio.to_thread(self._plan_all, list(paths), inputs)
         misses: dict[str, _Request] = {}
         for key, request in plans:
             if isinstance(request, _Request):
@@ -283,7 +190,7 @@ class JobLoader:
             converted = [result for chunk in done for result in chunk]
         else:
             # A few small files: a thread is cheaper than a round trip to the pool.
-            converted = await asyncio.to_thread(lambda: [_convert_request(r) for r in requests])
+            converted = await asyncio.to_thread(_convert_requests, requests)
         fresh = {key: self._store(key, result) for key, result in zip(misses, converted, strict=True)}
         results: list[LoadedJob | JobspecError] = []
         for key, request in plans:
@@ -294,42 +201,26 @@ class JobLoader:
             results.append(result if isinstance(result, LoadedJob) else _rebuild(result))
         return results
 
-    def _plan_all(
-        self,
-        paths: list[Path],
-        variables: Mapping[str, str],
-        var_files: Sequence[Path],
-        environ: Mapping[str, str],
-        root_dir: Path | None,
-        allow_fs: bool,
-    ) -> list[tuple[str, _Request | JobspecError | None]]:
+    def _plan_all(self, paths: list[Path], inputs: _Inputs) -> list[tuple[str, _Request | JobspecError | None]]:
         tree_stamps: dict[str, str] = {}
         plans: list[tuple[str, _Request | JobspecError | None]] = []
         for path in paths:
             try:
-                plans.append(self._plan(path, variables, var_files, environ, root_dir, allow_fs, tree_stamps))
+                plans.append(self._plan(path, inputs, tree_stamps=tree_stamps))
             except JobspecError as error:
                 plans.append((f"error:{path}", error))
         return plans
 
-    def _plan(
-        self,
-        path: Path,
-        variables: Mapping[str, str],
-        var_files: Sequence[Path],
-        environ: Mapping[str, str],
-        root_dir: Path | None,
-        allow_fs: bool,
-        tree_stamps: dict[str, str],
-    ) -> tuple[str, _Request | None]:
+    def _plan(self, path: Path, inputs: _Inputs, *, tree_stamps: dict[str, str]) -> tuple[str, _Request | None]:
         """The cache key of a file with its inputs, and the request to run when the key is not cached."""
         digest, text, reads_files = self._digest(path)
-        var_texts = tuple((str(p), self._digest(p)[1]) for p in var_files)
-        job_environ = tuple(sorted(_job_environment(environ).items()))
-        key_parts = [str(path), digest, repr(sorted(variables.items())), repr(var_texts), repr(job_environ)]
-        key_parts += [str(root_dir), str(allow_fs)]
-        if allow_fs and reads_files:
-            tree = root_dir or path.parent
+        variables = tuple(sorted(inputs.variables.items()))
+        var_texts = tuple((str(p), self._digest(p)[1]) for p in inputs.var_files)
+        job_environ = tuple(sorted(job_environment(inputs.environ).items()))
+        key_parts = [str(path), digest, repr(list(variables)), repr(var_texts), repr(job_environ)]
+        key_parts += [str(inputs.root_dir), str(inputs.allow_fs)]
+        if inputs.allow_fs and reads_files:
+            tree = inputs.root_dir or path.parent
             if str(tree) not in tree_stamps:
                 tree_stamps[str(tree)] = _tree_stamp(tree)
             key_parts.append(tree_stamps[str(tree)])
@@ -337,11 +228,8 @@ class JobLoader:
         if key in self._results:
             self._results.move_to_end(key)
             return key, None
-        request = _Request(
-            str(path), text, tuple(sorted(variables.items())), var_texts, job_environ,
-            str(root_dir) if root_dir else None, allow_fs,
-        )  # fmt: skip
-        return key, request
+        root_dir = str(inputs.root_dir) if inputs.root_dir else None
+        return key, _Request(str(path), text, variables, var_texts, job_environ, root_dir, inputs.allow_fs)
 
     def _digest(self, path: Path) -> tuple[str, str, bool]:
         """Content hash, text, and whether it calls filesystem functions; re-read only when its stat changed."""

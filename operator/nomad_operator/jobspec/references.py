@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from lark import Token, Tree
 
-
-def subtrees(node: Tree[Token]) -> list[Tree[Token]]:
-    """The child trees of a node, without layout (new lines and comments)."""
-    return [child for child in node.children if isinstance(child, Tree) and child.data != "new_line_or_comment"]
+from nomad_operator.jobspec.hcl_tree import subtrees
 
 
 def bare_identifier(node: Tree[Token]) -> str | None:

@@ -1,4 +1,5 @@
-"""String templates and heredocs: `"a ${x} %{ if c }b%{ endif }"` and `<<EOF` / `<<-EOF`, cut and rendered as HCL does.
+"""String templates: `"a ${x} %{ if c }b%{ endif }"` and heredoc bodies (cut into tokens by `heredocs`), assembled
+and rendered as HCL does.
 
 Why this exists: python-hcl2 keeps heredocs as one raw token and mangles them when it flattens (`<<EOF` loses its
 trailing newline, `<<-EOT` backslashes every quote), and its grammar has no strip markers in quoted interpolations.

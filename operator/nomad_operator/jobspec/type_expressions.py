@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lark import Token, Tree
 
-from nomad_operator.jobspec.hcl_tree import SourceText
+from nomad_operator.jobspec.hcl_tree import SourceText, subtrees
 from nomad_operator.jobspec.hcl_types import PRIMITIVES, HclType, list_of, map_of, object_of, set_of, tuple_of
 from nomad_operator.jobspec.scope import EvalError
 
@@ -22,10 +22,6 @@ def _unwrap(node: Tree[Token] | Token) -> Tree[Token] | Token:
     while isinstance(node, Tree) and node.data == "expr_term" and len(node.children) == 1:
         node = node.children[0]
     return node
-
-
-def _subtrees(node: Tree[Token]) -> list[Tree[Token]]:
-    return [child for child in node.children if isinstance(child, Tree) and child.data != "new_line_or_comment"]
 
 
 def type_from_expression(node: Tree[Token] | Token, source: SourceText) -> HclType:
@@ -40,9 +36,9 @@ def type_from_expression(node: Tree[Token] | Token, source: SourceText) -> HclTy
             raise EvalError(f'Invalid type specification: the "{name}" type constructor requires an argument', pos)
         raise EvalError(f'Invalid type specification: "{name}" is not a type; use one of {", ".join(_KEYWORDS)}', pos)
     if isinstance(inner, Tree) and inner.data == "function_call":
-        parts = _subtrees(inner)
+        parts = subtrees(inner)
         name = str(parts[0].children[0])
-        arguments = _subtrees(parts[1]) if len(parts) > 1 and parts[1].data == "arguments" else []
+        arguments = subtrees(parts[1]) if len(parts) > 1 and parts[1].data == "arguments" else []
         if len(arguments) != 1:
             raise EvalError(f'Invalid type specification: "{name}(...)" takes exactly one argument', pos)
         if name in _COLLECTIONS:
@@ -52,9 +48,9 @@ def type_from_expression(node: Tree[Token] | Token, source: SourceText) -> HclTy
             if not (isinstance(argument, Tree) and argument.data == "object"):
                 raise EvalError("Invalid type specification: object() requires an object of attribute types", pos)
             attributes: dict[str, HclType] = {}
-            for element in _subtrees(argument):
-                key_node, type_node = _subtrees(element)
-                key = _unwrap(_subtrees(key_node)[0]) if _subtrees(key_node) else key_node
+            for element in subtrees(argument):
+                key_node, type_node = subtrees(element)
+                key = _unwrap(subtrees(key_node)[0]) if subtrees(key_node) else key_node
                 if not (isinstance(key, Tree) and key.data == "identifier"):
                     raise EvalError(
                         "Invalid type specification: object attribute names must be bare names",
@@ -65,7 +61,7 @@ def type_from_expression(node: Tree[Token] | Token, source: SourceText) -> HclTy
         if name == "tuple":
             if not (isinstance(argument, Tree) and argument.data == "tuple"):
                 raise EvalError("Invalid type specification: tuple() requires a list of element types", pos)
-            return tuple_of([type_from_expression(item, source) for item in _subtrees(argument)])
+            return tuple_of([type_from_expression(item, source) for item in subtrees(argument)])
         raise EvalError(f'Invalid type specification: "{name}" is not a type constructor', pos)
     text = source.node_text(node) or "this expression"
     raise EvalError(f"Invalid type specification: {text} is not a type (write e.g. string, list(string), any)", pos)

@@ -13,26 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nomad_operator.sim.job_rules import SERVER_FIELDS
+
 ADDED = "Added"
 DELETED = "Deleted"
 EDITED = "Edited"
 NONE = "None"
 
-JOB_IGNORED = frozenset(
-    {
-        "Status",
-        "StatusDescription",
-        "Stable",
-        "Version",
-        "SubmitTime",
-        "CreateIndex",
-        "ModifyIndex",
-        "JobModifyIndex",
-        "NomadTokenID",
-        "VersionTag",
-        "TaskGroups",
-    }
-)
+# The fields SpecChanged ignores are bookkeeping to the diff too; task groups get TaskGroupDiffs of their own.
+JOB_IGNORED = frozenset(SERVER_FIELDS) | {"TaskGroups"}
 # String maps Nomad lists as `Name[key]` fields; other maps (Config, ...) become an ObjectDiff of their own.
 FLATTENED_MAPS = frozenset({"Meta", "Env"})
 GROUP_IGNORED = frozenset({"Name", "Tasks"})
@@ -163,13 +152,13 @@ def _named_diffs(
     result = []
     for name in sorted(set(before) | set(after)):
         old_item, new_item = before.get(name), after.get(name)
-        kind = ADDED if old_item is None else DELETED if new_item is None else NONE
-        if kind == NONE and any(
-            old_item.get(key) != new_item.get(key)  # type: ignore[union-attr]
-            for key in set(old_item or {}) | set(new_item or {})
-            if key not in ignored - {"Tasks"}
-        ):
-            kind = EDITED
+        if old_item is None or new_item is None:
+            kind = ADDED if old_item is None else DELETED
+        else:
+            # A change inside a group's tasks edits the group, though the tasks are diffed on their own.
+            compared = set(old_item) | set(new_item)
+            changed = any(old_item.get(key) != new_item.get(key) for key in compared if key not in ignored - {"Tasks"})
+            kind = EDITED if changed else NONE
         result.append((name, kind, old_item or {}, new_item or {}))
     return result
 

@@ -41,10 +41,6 @@ def _shape(name: str) -> dict[str, Any]:
     return shape
 
 
-def known_shapes() -> frozenset[str]:
-    return frozenset(_shapes())
-
-
 def keys_of(name: str) -> tuple[str, ...]:
     """Every key an object of this type may carry on the wire."""
     return tuple(_shape(name)["keys"])

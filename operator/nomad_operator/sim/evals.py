@@ -86,7 +86,6 @@ class EvalRunner:
         store.on_alloc_change(self._forget_terminal)
         self.deployments: DeploymentPlanner | None = None
         self.queued: dict[JobKey, dict[str, int]] = {}
-        self.processed = 0
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -112,7 +111,6 @@ class EvalRunner:
             except Exception:  # a bug in one eval must not stop the cluster
                 log.exception("evaluation %s failed", eval_id)
                 self._fail_eval(eval_id)
-            self.processed += 1
             if self._queue.empty():
                 self._idle.set()
             await asyncio.sleep(0)
@@ -376,7 +374,3 @@ class EvalRunner:
 
 def _attempts(alloc: Mapping[str, Any]) -> int:
     return len(((alloc.get("RescheduleTracker") or {}).get("Events")) or [])
-
-
-def live(alloc: Mapping[str, Any]) -> bool:
-    return not alloc_terminal(dict(alloc))

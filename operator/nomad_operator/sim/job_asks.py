@@ -57,7 +57,6 @@ class GroupAsk:
     reserved_ports: tuple[PortAsk, ...]
     dynamic_ports: tuple[PortAsk, ...]
     drivers: frozenset[str]
-    task_names: tuple[str, ...]
     task_resources: tuple[tuple[str, int, int], ...]  # (task, CPU, MemoryMB) for ResourcesExhausted
     constraints: tuple[Constraint, ...]  # group and task level, distinct_* included
     affinities: tuple[Affinity, ...]
@@ -180,7 +179,6 @@ def parse_group(raw: Mapping[str, Any], *, job_id: str) -> GroupAsk:
         reserved_ports=tuple(reserved),
         dynamic_ports=tuple(dynamic),
         drivers=frozenset(drivers),
-        task_names=tuple(names),
         task_resources=tuple(task_resources),
         constraints=tuple(constraints),
         affinities=tuple(affinities),

@@ -4,7 +4,7 @@ The GitOps operator leans on every detail here: `EnforceIndex` conflicts (a 500 
 modify index"), an unchanged spec creating no version and no Job write but still an evaluation, the last six versions,
 SubmitTime, PreserveCounts, Stop without purge, deleting an unknown job answering 200, and job Status following
 Nomad's getJobStatus. The hazard is silent divergence from Nomad, so each rule cites its behaviour in a comment and
-pure functions (`job_status`, `job_summary`, `spec_changed`) carry the decisions.
+pure functions in `job_rules` (`job_status`, `job_summary`, `spec_changed`) carry the decisions.
 """
 
 from __future__ import annotations

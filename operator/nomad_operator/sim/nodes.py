@@ -46,7 +46,6 @@ class NodeManager:
         self._unplugged: set[str] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._info_cache: tuple[int, list[NodeInfo]] = (-1, [])
-        self.on_drain_check: Callable[[], None] | None = None
 
     # ---- lookups ------------------------------------------------------------------------------------------------
 

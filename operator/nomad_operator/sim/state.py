@@ -209,14 +209,6 @@ class StateStore:
     def allocs_of_node(self, node_id: str) -> list[dict[str, Any]]:
         return [self.allocs[alloc_id] for alloc_id in self.allocs_by_node.get(node_id, ())]
 
-    def delete_allocs_of_job(self, key: JobKey) -> None:
-        for alloc_id in self.allocs_by_job.pop(key, set()):
-            alloc = self.allocs.pop(alloc_id, None)
-            self.live_allocs.discard(alloc_id)
-            self.node_usage.set_gone(alloc_id)
-            if alloc is not None:
-                self.allocs_by_node[alloc["NodeID"]].discard(alloc_id)
-
     # ---- evaluations --------------------------------------------------------------------------------------------
 
     def put_eval(self, txn: Write, evaluation: dict[str, Any]) -> None:
