@@ -18,13 +18,15 @@ import os
 import re
 import resource
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -233,9 +235,91 @@ def read_address(process: subprocess.Popen[str]) -> str:
     raise AssertionError(f"the simulator exited with {process.wait()} before printing its address")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def poll_json(url: str, *, until: Callable[[Any], bool], what: str) -> Any:
+    """GET url until its JSON satisfies `until`, within RUN_TIMEOUT."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                last = json.load(response)
+            if until(last):
+                return last
+        except (OSError, ValueError) as error:
+            last = error
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}; last answer: {last!r}")
+
+
+@pytest.fixture
+def jobs_repository(tmp_path: Path) -> Iterator[str]:
+    """The project's jobs/ in a git repository served by `git daemon` on loopback (the container uses the host's
+    network), so the operator in the image fetches it as it would a remote."""
+    base = tmp_path / "served"
+    work = tmp_path / "work"
+    shutil.copytree(PROJECT_ROOT / "jobs", work / "jobs")
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    subprocess.run([*git, "init", "-q", "-b", "main", str(work)], check=True)
+    subprocess.run([*git, "-C", str(work), "add", "jobs"], check=True)
+    subprocess.run([*git, "-C", str(work), "commit", "-qm", "jobs"], check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(base / "jobs.git")], check=True)
+    port = free_port()
+    daemon = subprocess.Popen(
+        ["git", "daemon", "--export-all", f"--base-path={base}", "--listen=127.0.0.1", f"--port={port}",
+         "--reuseaddr", str(base)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"git://127.0.0.1:{port}/jobs.git"
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while subprocess.run(["git", "ls-remote", url], capture_output=True, check=False).returncode != 0:
+            assert time.monotonic() < deadline, "git daemon did not come up"
+            time.sleep(0.1)
+        yield url
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
 @pytest.mark.slow
-def test_image_runs_the_operator_against_the_simulator(image: str) -> None:
-    missing = sorted({"run", "sim"} - cli_commands(image))
-    if missing:
-        pytest.skip(f"the CLI in the image has no `{'`, `'.join(missing)}` command yet, so there is nothing to run")
-    pytest.skip("`run` exists now: start it in the image against the simulator and poll /healthz (lead: fill in)")
+def test_image_runs_the_operator_against_the_simulator(image: str, jobs_repository: str) -> None:
+    sim_port, operator_port = free_port(), free_port()
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "nomad_operator", "sim", "--listen", f"127.0.0.1:{sim_port}",
+         "--deployment-time-scale", "0.05"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    name = f"nomad-operator-run-{os.getpid()}"
+    argv = ["podman", *podman_options(), "run", "--rm", "--name", name, "--network", "host", *limits(),
+            "-e", f"NOMAD_ADDR=http://127.0.0.1:{sim_port}", image,
+            "run", "--repo", jobs_repository, "--name", "image-test",
+            "--listen", f"127.0.0.1:{operator_port}"]  # fmt: skip
+    operator = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        nomad = f"http://127.0.0.1:{sim_port}"
+        poll_json(f"{nomad}/v1/nodes", until=lambda nodes: len(nodes) == 3, what="the simulated nodes")
+        operator_url = f"http://127.0.0.1:{operator_port}"
+        poll_json(f"{operator_url}/healthz", until=lambda _: True, what="the operator's /healthz in the image")
+        expected = {"consul", "fabio", "whoami", "nomad-operator"}
+        jobs = poll_json(f"{nomad}/v1/jobs", until=lambda jobs: expected <= {job["ID"] for job in jobs},
+                         what="the operator in the image to register jobs/")  # fmt: skip
+        assert expected <= {job["ID"] for job in jobs}
+        whoami = poll_json(f"{nomad}/v1/job/whoami", until=lambda job: bool(job.get("Meta")), what="whoami")
+        assert whoami["Meta"]["nomad-operator.source"].endswith("image-test")
+    finally:
+        podman("stop", "--time", "5", name)
+        try:
+            operator.wait(timeout=RUN_TIMEOUT)
+        finally:
+            simulator.terminate()
+            simulator.wait(timeout=30)
+        assert operator.stderr is not None
+        operator.stderr.close()
