@@ -38,8 +38,12 @@ def source_id(namespace: str, name: str) -> str:
 
 
 def with_owner_meta(job: Mapping[str, Any], mark: OwnerMark) -> dict[str, Any]:
-    """A copy of `job` whose Meta carries `mark` (user meta kept; our keys overwritten)."""
-    marked = copy.deepcopy(dict(job))
+    """A copy of `job` whose Meta carries `mark` (user meta kept; our keys overwritten).
+
+    Only the top level and Meta are copied: every revision marks every job of a source again (a thousand jobs per
+    push), and a deep copy of each cost more than the rest of a one-file change. Jobs are never mutated downstream.
+    """
+    marked = dict(job)
     meta = dict(marked.get("Meta") or {})
     meta.update({META_SOURCE: mark.source, META_REVISION: mark.revision, META_PATH: mark.path,
                  META_SPEC_HASH: mark.spec_hash})  # fmt: skip

@@ -26,8 +26,8 @@ from nomad_operator.controllers.gitops.defaults import FETCH_RETRY_BASE_SECONDS,
 from nomad_operator.controllers.gitops.desired_state import DesiredState, JobKey, build_desired_state
 from nomad_operator.controllers.gitops.git_errors import ContentRejected, FetchError, GitSourceError, SourceConfigError
 from nomad_operator.controllers.gitops.gitauth import GitAuth
-from nomad_operator.controllers.gitops.health import HealthState
-from nomad_operator.controllers.gitops.live_jobs import read_health
+from nomad_operator.controllers.gitops.health import HealthState, JobHealth
+from nomad_operator.controllers.gitops.live_jobs import LiveView
 from nomad_operator.controllers.gitops.metrics import GitOpsMetrics
 from nomad_operator.controllers.gitops.parse_check import variables_text
 from nomad_operator.controllers.gitops.redaction import Redactor
@@ -54,6 +54,22 @@ class StatusSink(Protocol):
 
 class LeaderCheck(Protocol):
     def __call__(self) -> bool: ...
+
+
+class JobImpactLike(Protocol):
+    """What the node controller says about a job touched by a node-down incident (`nodes.JobImpact`)."""
+
+    @property
+    def degraded(self) -> bool: ...
+
+    @property
+    def message(self) -> str: ...
+
+
+class NodeImpactView(Protocol):
+    """The node controller's read-only incident view (`nodes.NodeIncidents` satisfies it)."""
+
+    def job_impact(self, namespace: str, job_id: str) -> JobImpactLike | None: ...
 
 
 class MemoryStatusSink:
@@ -95,6 +111,8 @@ class GitSourceSync:
         metrics: GitOpsMetrics | None = None,
         is_leader: LeaderCheck = _always_leader,
         generation: int = 0,
+        live: LiveView | None = None,
+        impacts: NodeImpactView | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.spec = spec
@@ -106,9 +124,12 @@ class GitSourceSync:
         self.generation = generation
         self.trigger = FetchTrigger(name=spec.source_id)
         self.repository = GitRepository(url=spec.url, ref=spec.ref, directory=workdir, auth=auth)
-        self.engine = SyncEngine(nomad=nomad, spec=spec, redactor=Redactor(), clock=clock)
+        self.engine = SyncEngine(nomad=nomad, spec=spec, live=live, redactor=Redactor(), clock=clock)
+        self.impacts = impacts
         self.status = SourceStatus()
         self.desired: DesiredState | None = None
+        self._loaded: dict[str, LoadedJob | JobspecError] = {}
+        self._loaded_sha: str | None = None
         self._previous_document: dict[str, Any] | None = None
         self._next_retry: float | None = None
         self.cycles = 0
@@ -149,7 +170,18 @@ class GitSourceSync:
                 self._set_phase(Phase.RECONCILING, "Standby", "standby replica: the leader applies")
                 await self._publish()
                 return CycleResult(plan, None, desired, "Standby")
-            report = await self.engine.apply(plan, desired)
+            if plan.has_changes:
+                self._apply_plan_status(plan, None, desired)
+                self._set_phase(Phase.RECONCILING, "Progressing", f"applying revision {desired.revision[:12]}")
+                await self._publish()
+
+            async def progress(partial: SyncReport, note: str) -> None:
+                self._apply_plan_status(plan, partial, desired)
+                await self._refresh_health(partial, everything=False)
+                self._set_phase(Phase.RECONCILING, "Progressing", f"revision {desired.revision[:12]}: {note}")
+                await self._publish()
+
+            report = await self.engine.apply(plan, desired, progress=progress)
         except NotLeader:
             self._set_phase(Phase.RECONCILING, "Standby", "lost leadership during the sync; the new leader finishes")
             await self._publish()
@@ -162,19 +194,35 @@ class GitSourceSync:
             return CycleResult(None, None, desired, "Failed")
         self._apply_plan_status(plan, report, desired)
         await self._refresh_health(report, everything="interval" in reasons or revision is not None)
+        previous = (self.status.phase, self.status.reason, self.status.message)
         result, message = self._conclude(plan, report, desired)
-        await self._finish(desired.revision, started, started_at, result, report.writes, message)
+        if only_events and not report.writes and previous == (self.status.phase, self.status.reason, message):
+            # An event that changed nothing here (most events: allocations moving) is not a sync worth a history
+            # entry; the status still goes out, since health may have changed.
+            await self._publish()
+        else:
+            await self._finish(desired.revision, started, started_at, result, report.writes, message)
         return CycleResult(plan, report, desired, result)
 
     async def _desired(self, revision: Revision) -> DesiredState:
         root = self.repository.directory
         paths = revision.paths(self.spec.globs)
-        results = await self.loader.load_many(
-            [root / path for path in paths],
+        # Only the job files that changed since the last converted revision are read again: a one-file push to a
+        # thousand-job repository converts one file. Any other change (a var file, a template a job reads) and
+        # anything unusual convert every file again, through the loader's content-hash cache.
+        follows = self._loaded_sha is not None and revision.previous_sha == self._loaded_sha
+        kept = self._loaded if follows and revision.changed <= set(paths) else {}
+        to_load = [path for path in paths if path not in kept or path in revision.changed]
+        loaded = await self.loader.load_many(
+            [root / path for path in to_load],
             variables=self.spec.variables,
             var_files=[root / path for path in self.spec.var_files],
             root_dir=root,
         )
+        by_path = {**kept, **dict(zip(to_load, loaded, strict=True))}
+        self._loaded = {path: by_path[path] for path in paths}
+        self._loaded_sha = revision.sha
+        results = [self._loaded[path] for path in paths]
         prefix = str(root) + "/"
         files: list[tuple[str, LoadedJob | JobspecError]] = []
         for path, result in zip(paths, results, strict=True):
@@ -241,6 +289,9 @@ class GitSourceSync:
         self.status.file_errors = dict(desired.errors)
 
     async def _refresh_health(self, report: SyncReport, *, everything: bool) -> None:
+        # Health from the informer cache costs nothing, so every job is looked at every cycle: a lost allocation
+        # shows at once. Read from Nomad (one-shot commands), only jobs that changed or were not healthy yet.
+        everything = everything or self.engine.live.event_driven
         wanted = [
             key for key, job in self.status.jobs.items()
             if job.sync is not SyncState.PRUNED
@@ -249,19 +300,27 @@ class GitSourceSync:
         if not wanted:
             return
         try:
-            jobs = {key: await self.engine.live.refresh(key) for key in wanted}
-            health = await read_health(self.nomad, jobs)
+            health = await self.engine.live.health(wanted)
         except NomadError as exc:
             log.warning("%s: cannot read job health: %s", self.spec.source_id, exc)
             return
-        for key, value in health.items():
+        for key, (job, value) in health.items():
             entry = self.status.jobs[key]
+            value = self._with_node_impact(key, value)
             entry.health = value.state
-            job = jobs.get(key)
             if job is not None and isinstance(job.get("Version"), int):
                 entry.version = job["Version"]
             if entry.sync is SyncState.SYNCED and value.state is not HealthState.HEALTHY:
                 entry.message = f"{entry.message}; {value.message}" if entry.message != "in sync" else value.message
+
+    def _with_node_impact(self, key: JobKey, health: JobHealth) -> JobHealth:
+        """A job that a node-down incident degraded says so, with the node and what blocks the lost capacity."""
+        if self.impacts is None or health.state is HealthState.MISSING:
+            return health
+        impact = self.impacts.job_impact(key[0], key[1])
+        if impact is None or not impact.degraded:
+            return health
+        return JobHealth(HealthState.DEGRADED, impact.message, health.running, health.expected)
 
     def _conclude(self, plan: SyncPlan, report: SyncReport, desired: DesiredState) -> tuple[str, str]:
         failed = [j for j in self.status.jobs.values() if j.sync in (SyncState.FAILED, SyncState.CONFLICT)]
@@ -304,6 +363,11 @@ class GitSourceSync:
             drifted = sum(1 for job in self.status.jobs.values() if job.sync is SyncState.OUT_OF_SYNC)
             self.metrics.set_jobs(self.spec.source_id, combos, drifted=drifted + len(self.engine.drift_changes))
         await self._publish()
+
+    @property
+    def last_document(self) -> dict[str, Any] | None:
+        """The status document published last (None before the first cycle)."""
+        return self._previous_document
 
     async def _publish(self) -> None:
         document = self.status.to_document(

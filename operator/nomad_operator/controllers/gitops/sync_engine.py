@@ -18,13 +18,12 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from nomad_operator.controllers.gitops.defaults import (
     APPLY_CONCURRENCY,
     MAX_CONFLICT_RETRIES,
     MAX_WRITE_ATTEMPTS,
-    WAVE_POLL_SECONDS,
     WRITE_RETRY_BASE_SECONDS,
 )
 from nomad_operator.controllers.gitops.desired_state import DesiredJob, DesiredState, JobKey
@@ -36,7 +35,7 @@ from nomad_operator.controllers.gitops.field_changes import (
     summarize,
 )
 from nomad_operator.controllers.gitops.health import HealthState, JobHealth
-from nomad_operator.controllers.gitops.live_jobs import LiveJobs, read_health
+from nomad_operator.controllers.gitops.live_jobs import LiveView, NomadLiveView
 from nomad_operator.controllers.gitops.owner_meta import with_owner_meta
 from nomad_operator.controllers.gitops.parse_check import ParseCheck
 from nomad_operator.controllers.gitops.prune_guard import PruneGuard, PrunePolicy
@@ -84,6 +83,12 @@ class SyncReport:
         return [o for o in self.outcomes.values() if o.state in (SyncState.FAILED, SyncState.CONFLICT)]
 
 
+class ApplyProgress(Protocol):
+    """Told while an apply runs: after each wave is written and once it is healthy (`note` says which)."""
+
+    async def __call__(self, report: SyncReport, note: str, /) -> None: ...
+
+
 class SyncEngine:
     """Decides and applies the desired state of one source against one Nomad cluster."""
 
@@ -92,6 +97,7 @@ class SyncEngine:
         *,
         nomad: NomadClient,
         spec: GitSourceSpec,
+        live: LiveView | None = None,
         redactor: Redactor | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -99,7 +105,7 @@ class SyncEngine:
         self.spec = spec
         self.redactor = redactor or Redactor()
         self.clock = clock
-        self.live = LiveJobs(nomad)
+        self.live: LiveView = live if live is not None else NomadLiveView(nomad)
         self.drift = DriftTracker()
         self.prune_guard = PruneGuard()
         self.parse_check = ParseCheck(nomad, enabled=spec.parse_check)
@@ -134,7 +140,7 @@ class SyncEngine:
                          self_heal=self.spec.self_heal, held=held)  # fmt: skip
 
     async def _find_drift(
-        self, desired: DesiredState, live: Mapping[JobKey, LiveJob], live_full: Mapping[JobKey, dict[str, Any]]
+        self, desired: DesiredState, live: Mapping[JobKey, LiveJob], live_full: Mapping[JobKey, Mapping[str, Any]]
     ) -> dict[JobKey, str]:
         drifted: dict[JobKey, str] = {}
         for key, want in desired.jobs.items():
@@ -163,7 +169,9 @@ class SyncEngine:
 
     # -- applying ----------------------------------------------------------------------------------------------
 
-    async def apply(self, plan: SyncPlan, desired: DesiredState) -> SyncReport:
+    async def apply(
+        self, plan: SyncPlan, desired: DesiredState, *, progress: ApplyProgress | None = None
+    ) -> SyncReport:
         report = SyncReport(plan=plan)
         limit = asyncio.Semaphore(APPLY_CONCURRENCY)
         waves = plan.waves()
@@ -173,7 +181,16 @@ class SyncEngine:
             later = [a for _, rest in waves[index + 1 :] for a in rest]
             written = [o.key for o in outcomes if o.written]
             if later and written:
+                for action in later:
+                    report.outcomes.setdefault(action.key, JobOutcome(
+                        action.key, SyncState.PENDING, f"waits for wave {wave} to be healthy",
+                        path=action.desired.path if action.desired else "",
+                    ))  # fmt: skip
+                if progress is not None:
+                    await progress(report, f"wave {wave} written; waiting for it to be healthy")
                 unhealthy = await self._wait_healthy(written)
+                for action in later:
+                    report.outcomes.pop(action.key, None)
                 if unhealthy:
                     report.waiting = f"wave {wave} is not healthy yet: {unhealthy}"
                     for action in later:
@@ -204,6 +221,8 @@ class SyncEngine:
                 return self._outcome(want, state, action.reason, desired)
             try:
                 return await self._register(action, want, desired, report)
+            except _Redecide as redecided:
+                action = redecided.action
             except Conflict:
                 log.info("%s: %s lost a compare-and-swap; reading it again", desired.source, want.job_id)
                 job = await self.live.refresh(want.key)
@@ -217,6 +236,21 @@ class SyncEngine:
         changes: list[FieldChange] = []
         modify_index = 0
         if action.kind is not ActionKind.CREATE and action.live is not None:
+            # The plan may rest on a cached copy: decide again on the job as Nomad holds it now, and take its
+            # JobModifyIndex for the compare-and-swap (rule 3).
+            fresh = await self.live.refresh(want.key)
+            have = live_job_from_wire(fresh) if fresh is not None else None
+            if have is None or have.job_modify_index != action.live.job_modify_index:
+                drift = None
+                if action.reason.startswith("drifted from git ("):
+                    drift = action.reason.removeprefix("drifted from git (").removesuffix("); self-heal")
+                again = decide_job(want, have, desired.source, self.spec.adopt, drift, self.spec.self_heal)
+                if again.kind is ActionKind.UNCHANGED:
+                    return self._outcome(want, SyncState.SYNCED, "in sync", desired)
+                if again.kind is not action.kind:
+                    raise _Redecide(again)
+                action = again
+            assert action.live is not None
             modify_index = action.live.job_modify_index
             changes = await self.changes(want.marked_job, want.key, scaling=scaling_groups(want.job))
         submission = {"Source": want.source_text, "Format": "hcl2", "VariableFlags": dict(self.spec.variables),
@@ -283,14 +317,21 @@ class SyncEngine:
         """None once every job is Healthy; else, after the wave timeout, which jobs held the wave up and why."""
         deadline = self.clock() + self.spec.wave_timeout
         while True:
-            jobs = {key: await self.live.refresh(key) for key in keys}
-            health = await read_health(self.nomad, jobs)
-            waiting = {key: h for key, h in health.items() if h.state is not HealthState.HEALTHY}
+            health = await self.live.health(keys)
+            waiting = {key: h for key, (_, h) in health.items() if h.state is not HealthState.HEALTHY}
             if not waiting:
                 return None
             if self.clock() >= deadline:
                 return _describe(waiting)
-            await asyncio.sleep(WAVE_POLL_SECONDS)
+            await asyncio.sleep(self.live.poll_interval)
+
+
+class _Redecide(Exception):  # control flow inside `_write`, never raised out of the engine
+    """The fresh read changed what to do with a job (e.g. a create became a conflict): decide with `action`."""
+
+    def __init__(self, action: SyncAction) -> None:
+        super().__init__(action.reason)
+        self.action = action
 
 
 def _describe(waiting: Mapping[JobKey, JobHealth]) -> str:
