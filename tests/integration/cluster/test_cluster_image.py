@@ -257,6 +257,20 @@ def poll_json(url: str, *, until: Callable[[Any], bool], what: str) -> Any:
     raise AssertionError(f"timed out waiting for {what}; last answer: {last!r}")
 
 
+def wait_ok(url: str, *, what: str) -> None:
+    """GET url until it answers 200, within RUN_TIMEOUT."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}: {error}") from error
+        time.sleep(0.3)
+
+
 @pytest.fixture
 def jobs_repository(tmp_path: Path) -> Iterator[str]:
     """The project's jobs/ in a git repository served by `git daemon` on loopback (the container uses the host's
@@ -307,7 +321,7 @@ def test_image_runs_the_operator_against_the_simulator(image: str, jobs_reposito
         nomad = f"http://127.0.0.1:{sim_port}"
         poll_json(f"{nomad}/v1/nodes", until=lambda nodes: len(nodes) == 3, what="the simulated nodes")
         operator_url = f"http://127.0.0.1:{operator_port}"
-        poll_json(f"{operator_url}/healthz", until=lambda _: True, what="the operator's /healthz in the image")
+        wait_ok(f"{operator_url}/healthz", what="the operator's /healthz in the image")
         expected = {"consul", "fabio", "whoami", "nomad-operator"}
         jobs = poll_json(f"{nomad}/v1/jobs", until=lambda jobs: expected <= {job["ID"] for job in jobs},
                          what="the operator in the image to register jobs/")  # fmt: skip

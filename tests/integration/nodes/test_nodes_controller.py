@@ -227,6 +227,9 @@ async def flap(h: Harness, name: str, times: int) -> None:
         await h.until(lambda: _async(h.sim.cluster.store.nodes[node_id]["Status"] == "down"), what=f"{name} down")
         h.sim.cluster.plug(name)
         await h.until(lambda: _async(h.sim.cluster.store.nodes[node_id]["Status"] == "ready"), what=f"{name} ready")
+        # `until` checks the store after its reconcile step: the node may have become ready in between, unseen by
+        # the controller. One more step makes sure the controller has seen the state the test goes on from.
+        await h.step()
 
 
 async def test_flapping_node_is_held_then_released_when_stable(make_harness: Any) -> None:
