@@ -129,6 +129,9 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         make_local_base(tmp_path_factory.mktemp("base"))
     build = podman(
         "build",
+        # podman 4.3 cannot bind-mount a stage that comes from its layer cache ("couldn't find .../merged/wheels"):
+        # build every stage afresh so a second build on the same machine works.
+        "--no-cache",
         "--format",
         "docker",
         "--network",
