@@ -222,13 +222,14 @@ async def test_dry_run_reports_and_stops_nothing(make_harness: Any) -> None:
 
 async def flap(h: Harness, name: str, times: int) -> None:
     node_id = h.node_id(name)
+    # `until` checks the store after its reconcile step, so a node can change in between, unseen by the controller;
+    # one more step after each wait makes sure the controller has seen the state the test goes on from.
     for _ in range(times):
         h.sim.cluster.unplug(name)
         await h.until(lambda: _async(h.sim.cluster.store.nodes[node_id]["Status"] == "down"), what=f"{name} down")
+        await h.step()
         h.sim.cluster.plug(name)
         await h.until(lambda: _async(h.sim.cluster.store.nodes[node_id]["Status"] == "ready"), what=f"{name} ready")
-        # `until` checks the store after its reconcile step: the node may have become ready in between, unseen by
-        # the controller. One more step makes sure the controller has seen the state the test goes on from.
         await h.step()
 
 
