@@ -20,6 +20,8 @@ import hashlib
 import multiprocessing
 import os
 import re
+import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -42,6 +44,8 @@ from nomad_operator.jobspec.job_file import (
 # Callers import the single-file conversion from here too; it lives in `job_file`.
 __all__ = ["JobLoader", "LoadedJob", "convert_text", "load_job", "parse_for_api", "read_job_text", "spec_hash"]
 
+# How often a pool worker checks that the operator that started it still lives.
+ORPHAN_CHECK_SECONDS: Final = 1.0
 POOL_THRESHOLD_BYTES: Final = 2048  # uncached text of one pass from which it goes to the pool, not a thread
 CACHE_SIZE: Final = 4096  # results kept per loader
 DEFAULT_WORKERS: Final = max(1, min(4, os.cpu_count() or 1))
@@ -112,10 +116,36 @@ def _rebuild(records: list[_ErrorRecord]) -> JobspecError:
     return errors[0] if len(errors) == 1 else JobspecErrors(errors)
 
 
-def _warm_worker() -> None:
-    """Pool initializer: build the parser once per worker, not once per file."""
+def _warm_worker(owner_pid: int) -> None:
+    """Pool initializer: exit with the operator, and build the parser once per worker, not once per file."""
+    _exit_with_owner(owner_pid)
     with contextlib.suppress(JobspecError):
         convert_text('job "warm" {}', filename="warm.nomad", allow_fs=False)
+
+
+def _exit_with_owner(owner_pid: int) -> None:
+    """A worker outlives an operator killed with SIGKILL (no time to shut the pool down), and so does the forkserver:
+    each worker holds the forkserver's liveness pipe open. Watch the operator itself and exit when it is gone."""
+
+    def watch() -> None:
+        while _process_alive(owner_pid):
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed process whose parent has not reaped it yet is a zombie: gone for our purposes
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 class JobLoader:
@@ -260,7 +290,9 @@ class JobLoader:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(["nomad_operator.jobspec.loader"])
-            self._pool = ProcessPoolExecutor(self._max_workers, mp_context=context, initializer=_warm_worker)
+            self._pool = ProcessPoolExecutor(
+                self._max_workers, mp_context=context, initializer=_warm_worker, initargs=(os.getpid(),)
+            )
         return self._pool
 
     def close(self) -> None:
