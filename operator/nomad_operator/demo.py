@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TextIO
 
 from nomad_operator import demo_defaults as defaults
+from nomad_operator.cli_arguments import decimal_number, go_duration, time_scale, whole_number
 from nomad_operator.demo_console import DemoConsole
 from nomad_operator.demo_observer import ClusterUnreachable, DemoObserver
 from nomad_operator.demo_processes import (
@@ -57,7 +58,7 @@ from nomad_operator.demo_repository import (
     remove_workdir,
 )
 from nomad_operator.demo_view import DemoSnapshot, describe_changes, is_ready
-from nomad_operator.durations import InvalidDuration, parse_duration, to_seconds
+from nomad_operator.durations import parse_duration, to_seconds
 
 EXIT_STOPPED = 0
 EXIT_FAILED = 1
@@ -84,47 +85,15 @@ class Interrupted(Exception):
     """SIGINT or SIGTERM arrived during start-up."""
 
 
-def _duration(text: str) -> str:
-    try:
-        parse_duration(text)
-    except InvalidDuration as error:
-        raise argparse.ArgumentTypeError(f"{error}; use a Go duration such as 2s or 500ms") from None
-    return text
-
-
 def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {text!r}; use a number from 0 (any free port) to 65535")
     return int(text)
 
 
-def _count(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        if not text.isdigit() or not low <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"invalid number {text!r}; use {low}..{high}")
-        return int(text)
-
-    return parse
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"invalid factor {text!r}; use a number in (0, 1], e.g. 0.2")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.05 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"invalid refresh {text!r}; use seconds from 0.05 to 60")
-    return value
+_NODE_COUNT = whole_number("node count", low=1, high=defaults.MAX_NODES)
+_REPLICA_COUNT = whole_number("replica count", low=1, high=defaults.MAX_REPLICAS)
+_REFRESH_SECONDS = decimal_number("refresh", low=defaults.MIN_REFRESH_SECONDS, high=defaults.MAX_REFRESH_SECONDS)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -140,24 +109,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--operator-port", type=_port, help="port of the first operator replica's HTTP server "
                         f"(default {defaults.DEFAULT_OPERATOR_PORT}, or a free port when it is busy); others get "
                         "free ports")
-    parser.add_argument("--nodes", type=_count(1, 50), default=defaults.DEFAULT_NODES,
+    parser.add_argument("--nodes", type=_NODE_COUNT, default=defaults.DEFAULT_NODES,
                         help=f"number of simulated nodes pi1..piN (default {defaults.DEFAULT_NODES})")
-    parser.add_argument("--replicas", type=_count(1, 5), default=defaults.DEFAULT_REPLICAS,
+    parser.add_argument("--replicas", type=_REPLICA_COUNT, default=defaults.DEFAULT_REPLICAS,
                         help=f"operator replicas; one leads, the others stand by (default {defaults.DEFAULT_REPLICAS})")
     parser.add_argument("--jobs", type=Path, help="folder of job files to start the repository from "
                         "(default: the project's jobs/)")
-    parser.add_argument("--heartbeat-ttl", type=_duration, default=defaults.DEFAULT_HEARTBEAT_TTL, metavar="DURATION",
+    parser.add_argument("--heartbeat-ttl", type=go_duration, default=defaults.DEFAULT_HEARTBEAT_TTL, metavar="DURATION",
                         help=f"simulated nodes' heartbeat TTL (default {defaults.DEFAULT_HEARTBEAT_TTL}; Nomad: 10s)")
-    parser.add_argument("--heartbeat-grace", type=_duration, default=defaults.DEFAULT_HEARTBEAT_GRACE,
+    parser.add_argument("--heartbeat-grace", type=go_duration, default=defaults.DEFAULT_HEARTBEAT_GRACE,
                         metavar="DURATION", help="grace after the TTL before a silent node is down "
                         f"(default {defaults.DEFAULT_HEARTBEAT_GRACE}; Nomad: 10s)")
-    parser.add_argument("--deployment-time-scale", type=_fraction, default=defaults.DEFAULT_DEPLOYMENT_TIME_SCALE,
+    parser.add_argument("--deployment-time-scale", type=time_scale, default=defaults.DEFAULT_DEPLOYMENT_TIME_SCALE,
                         metavar="FACTOR", help="deployments wait each job's min_healthy_time times this "
                         f"(default {defaults.DEFAULT_DEPLOYMENT_TIME_SCALE}; 1 is Nomad's own timing)")
-    parser.add_argument("--poll-interval", type=_duration, default=defaults.DEFAULT_POLL_INTERVAL, metavar="DURATION",
+    parser.add_argument("--poll-interval", type=go_duration, default=defaults.DEFAULT_POLL_INTERVAL, metavar="DURATION",
                         help="the operator's git poll interval; commits arrive by webhook at once "
                         f"(default {defaults.DEFAULT_POLL_INTERVAL})")
-    parser.add_argument("--refresh", type=_seconds, default=defaults.DEFAULT_REFRESH_SECONDS, metavar="SECONDS",
+    parser.add_argument("--refresh", type=_REFRESH_SECONDS, default=defaults.DEFAULT_REFRESH_SECONDS, metavar="SECONDS",
                         help=f"how often the view is refreshed (default {defaults.DEFAULT_REFRESH_SECONDS})")
     parser.add_argument("--plain", action="store_true",
                         help="print one line per change even on a terminal (the default when stdout is not a TTY)")

@@ -16,6 +16,7 @@ DEFAULT_OPERATOR_PORT: Final = 8080
 
 # The simulated cluster: the reference setup's three arm64 Raspberry Pis.
 DEFAULT_NODES: Final = 3
+MAX_NODES: Final = 50
 DEMO_ARCH: Final = "arm64"
 DEFAULT_HEARTBEAT_TTL: Final = "2s"
 DEFAULT_HEARTBEAT_GRACE: Final = "3s"
@@ -24,6 +25,7 @@ DEFAULT_DEPLOYMENT_TIME_SCALE: Final = 0.2
 
 # The operator.
 DEFAULT_REPLICAS: Final = 2
+MAX_REPLICAS: Final = 5
 SOURCE_NAME: Final = "demo"
 SOURCE_REF: Final = "main"
 JOB_GLOB: Final = "jobs/*.nomad"
@@ -41,6 +43,8 @@ WEBHOOK_SECRET_BYTES: Final = 32
 
 # The display and the supervision of children.
 DEFAULT_REFRESH_SECONDS: Final = 1.0
+MIN_REFRESH_SECONDS: Final = 0.05
+MAX_REFRESH_SECONDS: Final = 60.0
 HTTP_TIMEOUT_SECONDS: Final = 5.0
 HTTP_READ_BUFSIZE: Final = 4 * 1024 * 1024  # Nomad lists grow; aiohttp's 64 KiB default splits long lines
 STARTUP_TIMEOUT_SECONDS: Final = 60.0

@@ -29,7 +29,7 @@ class ClusterUnreachable(Exception):
 def leader_from_metrics(text: str) -> bool | None:
     """Whether the Prometheus text says this replica holds the leader lock; None when it does not say."""
     for line in text.splitlines():
-        if line.startswith(LEADER_METRIC + " ") or line.startswith(LEADER_METRIC + "{"):
+        if line.startswith((LEADER_METRIC + " ", LEADER_METRIC + "{")):
             try:
                 return float(line.rsplit(" ", 1)[1]) >= 1.0
             except (IndexError, ValueError):

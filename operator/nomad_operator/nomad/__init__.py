@@ -26,6 +26,7 @@ from nomad_operator.nomad.errors import (
 from nomad_operator.nomad.event_protocol import Event, EventBatch, StreamCursor, StreamReset, TopicSpec
 from nomad_operator.nomad.events import EventStream
 from nomad_operator.nomad.jobs_api import job_path
+from nomad_operator.nomad.list_pages import PageOptions
 from nomad_operator.nomad.results import JobWriteResult, JSONObject, QueryResult
 from nomad_operator.nomad.retry import DEFAULT_BACKOFF, DEFAULT_RETRY, NO_RETRY, Backoff, RetryPolicy
 from nomad_operator.nomad.settings import NomadSettings
@@ -56,6 +57,7 @@ __all__ = [
     "NomadUnreachable",
     "NotFound",
     "NotLeader",
+    "PageOptions",
     "PermissionDenied",
     "QueryResult",
     "ReadOptions",

@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
 
-from nomad_operator.nomad.defaults import DEFAULT_LIST_PAGE_SIZE
-from nomad_operator.nomad.list_pages import PagedLists
+from nomad_operator.nomad.list_pages import PagedLists, PageOptions
 from nomad_operator.nomad.results import JSONObject, QueryResult, expect_object
 from nomad_operator.nomad.transport import CallOptions, ListOptions, ReadOptions
 
@@ -37,18 +36,12 @@ class ClusterAPI(PagedLists):
     async def list_allocations(
         self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._list("/v1/allocations", params={"prefix": prefix} if prefix else None, **options)
+        return await self._list_by_prefix("/v1/allocations", prefix=prefix, **options)
 
     def allocation_pages(
-        self,
-        *,
-        prefix: str | None = None,
-        filter: str | None = None,
-        per_page: int = DEFAULT_LIST_PAGE_SIZE,
-        **options: Unpack[CallOptions],
+        self, *, prefix: str | None = None, **options: Unpack[PageOptions]
     ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
-        params = {"prefix": prefix} if prefix else None
-        return self._pages("/v1/allocations", params=params, per_page=per_page, filter=filter, **options)
+        return self._pages("/v1/allocations", prefix=prefix, **options)
 
     async def read_allocation(self, alloc_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/allocation/{_segment(alloc_id, what='an allocation ID')}", **options)
@@ -67,18 +60,12 @@ class ClusterAPI(PagedLists):
     async def list_nodes(
         self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._list("/v1/nodes", params={"prefix": prefix} if prefix else None, namespaced=False, **options)
+        return await self._list_by_prefix("/v1/nodes", prefix=prefix, namespaced=False, **options)
 
     def node_pages(
-        self,
-        *,
-        prefix: str | None = None,
-        filter: str | None = None,
-        per_page: int = DEFAULT_LIST_PAGE_SIZE,
-        **options: Unpack[CallOptions],
+        self, *, prefix: str | None = None, **options: Unpack[PageOptions]
     ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
-        params = {"prefix": prefix} if prefix else None
-        return self._pages("/v1/nodes", params=params, namespaced=False, per_page=per_page, filter=filter, **options)
+        return self._pages("/v1/nodes", prefix=prefix, namespaced=False, **options)
 
     async def read_node(self, node_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/node/{_segment(node_id, what='a node ID')}", namespaced=False, **options)
@@ -120,18 +107,12 @@ class ClusterAPI(PagedLists):
     async def list_evaluations(
         self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._list("/v1/evaluations", params={"prefix": prefix} if prefix else None, **options)
+        return await self._list_by_prefix("/v1/evaluations", prefix=prefix, **options)
 
     def evaluation_pages(
-        self,
-        *,
-        prefix: str | None = None,
-        filter: str | None = None,
-        per_page: int = DEFAULT_LIST_PAGE_SIZE,
-        **options: Unpack[CallOptions],
+        self, *, prefix: str | None = None, **options: Unpack[PageOptions]
     ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
-        params = {"prefix": prefix} if prefix else None
-        return self._pages("/v1/evaluations", params=params, per_page=per_page, filter=filter, **options)
+        return self._pages("/v1/evaluations", prefix=prefix, **options)
 
     async def read_evaluation(self, eval_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/evaluation/{_segment(eval_id, what='an evaluation ID')}", **options)
@@ -139,18 +120,12 @@ class ClusterAPI(PagedLists):
     async def list_deployments(
         self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
-        return await self._list("/v1/deployments", params={"prefix": prefix} if prefix else None, **options)
+        return await self._list_by_prefix("/v1/deployments", prefix=prefix, **options)
 
     def deployment_pages(
-        self,
-        *,
-        prefix: str | None = None,
-        filter: str | None = None,
-        per_page: int = DEFAULT_LIST_PAGE_SIZE,
-        **options: Unpack[CallOptions],
+        self, *, prefix: str | None = None, **options: Unpack[PageOptions]
     ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
-        params = {"prefix": prefix} if prefix else None
-        return self._pages("/v1/deployments", params=params, per_page=per_page, filter=filter, **options)
+        return self._pages("/v1/deployments", prefix=prefix, **options)
 
     async def read_deployment(self, deployment_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         return await self._query(f"/v1/deployment/{_segment(deployment_id, what='a deployment ID')}", **options)

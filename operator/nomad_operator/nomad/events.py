@@ -104,8 +104,6 @@ class EventStream:
         self.connections = 0
         self.reconnects = 0
         self.skipped_lines = 0
-        self.last_activity: float | None = None
-        """`time.monotonic()` when the last bytes arrived, for health checks."""
 
     @property
     def last_index(self) -> int:
@@ -183,7 +181,6 @@ class EventStream:
                 ) from None
             if not chunk:
                 return
-            self.last_activity = time.monotonic()
             for line in splitter.feed(chunk):
                 if line is None:
                     self.skipped_lines += 1

@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Unpack
 from urllib.parse import quote
 
-from nomad_operator.nomad.defaults import DEFAULT_LIST_PAGE_SIZE
-from nomad_operator.nomad.list_pages import PagedLists
+from nomad_operator.nomad.list_pages import PagedLists, PageOptions
 from nomad_operator.nomad.results import JobWriteResult, JSONObject, QueryResult, expect_object
 from nomad_operator.nomad.transport import CallOptions, ListOptions, ReadOptions
 
@@ -32,19 +31,13 @@ class JobsAPI(PagedLists):
         self, *, prefix: str | None = None, **options: Unpack[ListOptions]
     ) -> QueryResult[list[JSONObject]]:
         """Job stubs (ID, Status, JobModifyIndex...). Blocking with `index=`; one page with `per_page=`."""
-        return await self._list("/v1/jobs", params={"prefix": prefix} if prefix else None, **options)
+        return await self._list_by_prefix("/v1/jobs", prefix=prefix, **options)
 
     def job_pages(
-        self,
-        *,
-        prefix: str | None = None,
-        filter: str | None = None,
-        per_page: int = DEFAULT_LIST_PAGE_SIZE,
-        **options: Unpack[CallOptions],
+        self, *, prefix: str | None = None, **options: Unpack[PageOptions]
     ) -> AsyncIterator[QueryResult[list[JSONObject]]]:
         """Job stubs a page at a time, ordered by (Namespace, ID); each page carries its own index."""
-        params = {"prefix": prefix} if prefix else None
-        return self._pages("/v1/jobs", params=params, per_page=per_page, filter=filter, **options)
+        return self._pages("/v1/jobs", prefix=prefix, **options)
 
     async def read_job(self, job_id: str, **options: Unpack[ReadOptions]) -> QueryResult[JSONObject]:
         """The full job; `NotFound` when it does not exist."""

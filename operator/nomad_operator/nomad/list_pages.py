@@ -5,7 +5,9 @@ times that once decoded, all alive at once if the list is read in one request. P
 hazards of paging are handled here, once, for every list: a page that is not a JSON array, a server whose token does
 not advance (it would hand out the same page forever), and a list that never ends (a bounded number of pages). What
 paging cannot give is a snapshot: each page is read at its own index, which is why each page carries its own
-`X-Nomad-Index` and callers that follow a list with the event stream start after the FIRST page's index.
+`X-Nomad-Index` and callers that follow a list with the event stream start after the FIRST page's index. Every list
+route of the API areas is the same pair built here: the whole list (or one page, or a blocking read) by prefix, and
+its pages.
 """
 
 from __future__ import annotations
@@ -16,17 +18,36 @@ from typing import Any, Unpack
 from nomad_operator.nomad.defaults import DEFAULT_LIST_PAGE_SIZE, MAX_LIST_PAGES
 from nomad_operator.nomad.errors import InvalidResponse
 from nomad_operator.nomad.results import QueryResult
-from nomad_operator.nomad.transport import CallOptions, NomadTransport
+from nomad_operator.nomad.transport import CallOptions, ListOptions, NomadTransport
+
+
+class PageOptions(CallOptions, total=False):
+    """Per-call options of a page iterator: the overrides, the page size (`per_page`) and a server-side `filter`."""
+
+    per_page: int
+    filter: str | None
+
+
+def _prefix_params(prefix: str | None) -> Mapping[str, str] | None:
+    return {"prefix": prefix} if prefix else None
 
 
 class PagedLists(NomadTransport):
-    """The page iterator the API areas build their `*_pages` calls on."""
+    """The list reads every API area's lists are made of: the whole list (or one page) by prefix, and the pages.
+
+    Each list route of the API areas is a pair built on these two: `list_<kind>s` and `<kind>_pages`.
+    """
+
+    async def _list_by_prefix(
+        self, path: str, *, prefix: str | None, namespaced: bool = True, **options: Unpack[ListOptions]
+    ) -> QueryResult[Any]:
+        return await self._list(path, params=_prefix_params(prefix), namespaced=namespaced, **options)
 
     async def _pages(
         self,
         path: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        prefix: str | None,
         namespaced: bool = True,
         per_page: int = DEFAULT_LIST_PAGE_SIZE,
         filter: str | None = None,
@@ -35,6 +56,7 @@ class PagedLists(NomadTransport):
         """Each page of the list at `path` with its own index, until Nomad sends no `X-Nomad-NextToken`."""
         if type(per_page) is not int or per_page < 1:
             raise ValueError(f"per_page must be an integer >= 1, got {per_page!r}")
+        params = _prefix_params(prefix)
         token = ""
         for _ in range(MAX_LIST_PAGES):
             page = await self._list(

@@ -201,12 +201,17 @@ class Cache:
         indexes: Iterable[CacheIndex] = DEFAULT_INDEXES,
         max_objects_per_kind: int = DEFAULT_CACHE_MAX_OBJECTS_PER_KIND,
         max_tombstones_per_kind: int = DEFAULT_CACHE_MAX_TOMBSTONES_PER_KIND,
+        extra_fields: Mapping[str, Iterable[str]] | None = None,
     ) -> Cache:
-        """A cache of every kind the controllers watch, each keeping the union of the fields they declared."""
+        """A cache of every kind the controllers watch, each keeping the union of the fields they declared, and
+        `extra_fields` of the kinds that are watched."""
         fields: dict[str, dict[str, None]] = {}
         for controller in controllers:
             for kind in controller.watched_kinds():
                 fields.setdefault(kind, {}).update(dict.fromkeys(controller.fields_for(kind)))
+        for kind, extra in (extra_fields or {}).items():
+            if kind in fields:
+                fields[kind].update(dict.fromkeys(extra))
         all_indexes = tuple(indexes)
         specs = [
             CachedKind(kind, tuple(paths), tuple(index for index in all_indexes if index.kind == kind))

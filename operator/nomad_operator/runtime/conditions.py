@@ -39,6 +39,7 @@ MESSAGE_MAX_LENGTH: Final = 4096
 
 _REASON = re.compile(r"^[A-Z][A-Za-z0-9]{0,127}$")
 _TYPE = re.compile(r"^[A-Z][A-Za-z0-9]{0,127}$")
+_FLAGS: Final = frozenset({RECONCILING, STALLED})
 
 
 class ConditionStatus(StrEnum):
@@ -174,9 +175,10 @@ def mark_reconciling(
     conditions: Sequence[Condition], *, reason: str, message: str, observed_generation: int, now: datetime
 ) -> tuple[Condition, ...]:
     """Work is in progress: Reconciling=True, Ready=Unknown, Stalled removed."""
-    result = remove_condition(conditions, STALLED)
-    result = _set(result, RECONCILING, ConditionStatus.TRUE, reason, message, observed_generation, now)
-    return _set(result, READY, ConditionStatus.UNKNOWN, reason, message, observed_generation, now)
+    return _mark(
+        conditions, ready=ConditionStatus.UNKNOWN, flagged=RECONCILING, reason=reason, message=message,
+        observed_generation=observed_generation, now=now,
+    )  # fmt: skip
 
 
 def mark_ready(
@@ -188,43 +190,49 @@ def mark_ready(
     now: datetime,
 ) -> tuple[Condition, ...]:
     """Converged: Ready=True; Reconciling and Stalled removed."""
-    result = remove_condition(remove_condition(conditions, RECONCILING), STALLED)
-    return _set(result, READY, ConditionStatus.TRUE, reason, message, observed_generation, now)
+    return _mark(
+        conditions, ready=ConditionStatus.TRUE, flagged=None, reason=reason, message=message,
+        observed_generation=observed_generation, now=now,
+    )  # fmt: skip
 
 
 def mark_failed(
     conditions: Sequence[Condition], *, reason: str, message: str, observed_generation: int, now: datetime
 ) -> tuple[Condition, ...]:
     """A failure that will be retried: Ready=False, Reconciling=True, Stalled removed."""
-    result = remove_condition(conditions, STALLED)
-    result = _set(result, RECONCILING, ConditionStatus.TRUE, reason, message, observed_generation, now)
-    return _set(result, READY, ConditionStatus.FALSE, reason, message, observed_generation, now)
+    return _mark(
+        conditions, ready=ConditionStatus.FALSE, flagged=RECONCILING, reason=reason, message=message,
+        observed_generation=observed_generation, now=now,
+    )  # fmt: skip
 
 
 def mark_stalled(
     conditions: Sequence[Condition], *, reason: str, message: str, observed_generation: int, now: datetime
 ) -> tuple[Condition, ...]:
     """Stuck until something changes (a terminal error): Stalled=True, Ready=False, Reconciling removed."""
-    result = remove_condition(conditions, RECONCILING)
-    result = _set(result, STALLED, ConditionStatus.TRUE, reason, message, observed_generation, now)
-    return _set(result, READY, ConditionStatus.FALSE, reason, message, observed_generation, now)
+    return _mark(
+        conditions, ready=ConditionStatus.FALSE, flagged=STALLED, reason=reason, message=message,
+        observed_generation=observed_generation, now=now,
+    )  # fmt: skip
 
 
-def _set(
+def _mark(
     conditions: Sequence[Condition],
-    condition_type: str,
-    status: ConditionStatus,
+    *,
+    ready: ConditionStatus,
+    flagged: str | None,
     reason: str,
     message: str,
     observed_generation: int,
     now: datetime,
 ) -> tuple[Condition, ...]:
-    return set_condition(
-        conditions,
-        condition_type=condition_type,
-        status=status,
-        reason=reason,
-        message=message,
-        observed_generation=observed_generation,
-        now=now,
-    )
+    """One row of the module doc's table: Ready set to `ready`, `flagged` (Reconciling or Stalled, or neither) set
+    True, and the other of the two removed, so that the three never contradict each other."""
+    result = tuple(condition for condition in conditions if condition.type == flagged or condition.type not in _FLAGS)
+    for condition_type, status in ((flagged, ConditionStatus.TRUE), (READY, ready)):
+        if condition_type is not None:
+            result = set_condition(
+                result, condition_type=condition_type, status=status, reason=reason, message=message,
+                observed_generation=observed_generation, now=now,
+            )  # fmt: skip
+    return result

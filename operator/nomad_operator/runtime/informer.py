@@ -43,7 +43,7 @@ from nomad_operator.nomad import (
 )
 from nomad_operator.nomad.defaults import DEFAULT_LIST_PAGE_SIZE as NOMAD_LIST_PAGE_SIZE
 from nomad_operator.nomad.defaults import EVENT_STREAM_IDLE_TIMEOUT
-from nomad_operator.runtime.cache import DEFAULT_INDEXES, Cache, CachedKind, CacheIndex
+from nomad_operator.runtime.cache import DEFAULT_INDEXES, Cache, CacheIndex
 from nomad_operator.runtime.defaults import DEFAULT_CACHE_MAX_OBJECTS_PER_KIND, DEFAULT_CACHE_MAX_TOMBSTONES_PER_KIND
 from nomad_operator.runtime.errors import CacheFull, UnidentifiableObject
 from nomad_operator.runtime.metrics import RuntimeMetrics
@@ -144,19 +144,10 @@ def cache_for_controllers(
     max_tombstones_per_kind: int = DEFAULT_CACHE_MAX_TOMBSTONES_PER_KIND,
 ) -> Cache:
     """The cache an informer fills: every watched kind with the union of the declared fields and the index fields."""
-    fields: dict[str, dict[str, None]] = {}
-    for controller in controllers:
-        for kind in controller.watched_kinds():
-            fields.setdefault(kind, {}).update(dict.fromkeys(controller.fields_for(kind)))
-    for kind, extra in INDEX_FIELDS.items():
-        if kind in fields:
-            fields[kind].update(dict.fromkeys(extra))
-    all_indexes = tuple(indexes)
-    specs = [
-        CachedKind(kind, tuple(paths), tuple(index for index in all_indexes if index.kind == kind))
-        for kind, paths in fields.items()
-    ]
-    return Cache(specs, max_objects_per_kind=max_objects_per_kind, max_tombstones_per_kind=max_tombstones_per_kind)
+    return Cache.for_controllers(
+        controllers, indexes=indexes, max_objects_per_kind=max_objects_per_kind,
+        max_tombstones_per_kind=max_tombstones_per_kind, extra_fields=INDEX_FIELDS,
+    )  # fmt: skip
 
 
 # --- listing ----------------------------------------------------------------------------------------------------------

@@ -52,26 +52,6 @@ class LeadershipListener(Protocol):
     def __call__(self, leading: bool, /) -> None: ...
 
 
-class LeaderElection(Protocol):
-    """What the Operator needs from leader election; `LeaderElector` and `SoleLeader` implement it."""
-
-    @property
-    def identity(self) -> str: ...
-
-    @property
-    def is_leader(self) -> bool: ...
-
-    def check_write(self, method: str, path: str) -> None: ...
-
-    def add_listener(self, listener: LeadershipListener) -> None: ...
-
-    async def wait_for_leadership(self) -> None: ...
-
-    async def wait_for_standby(self) -> None: ...
-
-    async def run(self) -> None: ...
-
-
 def default_identity() -> str:
     """hostname-pid-random: unique per process even when two replicas share a host and a pid namespace."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -292,43 +272,6 @@ class LeaderElector:
                 self._nomad, config=self.config, identity=self._identity, clock=self._clock, wall_time=wall_time_now
             )
         return NomadLockBackend(self._nomad, config=self.config, identity=self._identity, wall_time=wall_time_now)
-
-
-class SoleLeader:
-    """Leader election for a single replica (or tests): always the leader, never refuses a write."""
-
-    def __init__(self, *, identity: str | None = None, metrics: RuntimeMetrics | None = None) -> None:
-        self._identity = identity or default_identity()
-        self._event = asyncio.Event()
-        self._event.set()
-        self._listeners: list[LeadershipListener] = []
-        if metrics is not None:
-            metrics.set_leader(True)
-
-    @property
-    def identity(self) -> str:
-        return self._identity
-
-    @property
-    def is_leader(self) -> bool:
-        return True
-
-    def check_write(self, method: str, path: str) -> None:
-        return None
-
-    def add_listener(self, listener: LeadershipListener) -> None:
-        self._listeners.append(listener)
-
-    async def wait_for_leadership(self) -> None:
-        return None
-
-    async def wait_for_standby(self) -> None:
-        await asyncio.Event().wait()  # never: a sole leader stays leader until the process ends
-
-    async def run(self) -> None:
-        for listener in self._listeners:
-            listener(True)
-        await asyncio.Event().wait()
 
 
 def _describe(error: BaseException) -> str:

@@ -6,10 +6,10 @@ and leader election, and shuts them down in the right order.
         await operator.run()          # until SIGTERM / SIGINT
 
 The hazards it exists for:
-- **One writer.** Reconcilers run only while this replica leads: each leadership term gets fresh queues and workers,
-  started when the leader is elected and stopped when it loses; the leader is also the client's write guard, so a
-  write that races the loss is refused by the client. Standbys keep the informer running, so their caches stay warm,
-  and a new leader enqueues every key: nothing that changed while it stood by is missed.
+- **One writer.** Reconcilers run only while this replica leads: each leadership term gets fresh queues and workers
+  (`reconcile_term`), started when the leader is elected and stopped when it loses; the leader is also the client's
+  write guard, so a write that races the loss is refused by the client. Standbys keep the informer running, so their
+  caches stay warm, and a new leader enqueues every key: nothing that changed while it stood by is missed.
 - **Reconciling an empty cache.** Workers start only after the informer's first list of every kind.
 - **Shutdown.** SIGTERM stops taking work, lets in-flight reconciles finish within `shutdown_timeout`, then releases
   the leader lock (after the last write, never before), stops the informer and the server, and closes the client.
@@ -31,7 +31,6 @@ from nomad_operator.nomad import DEFAULT_BACKOFF, Backoff, NomadClient
 from nomad_operator.nomad.defaults import EVENT_STREAM_IDLE_TIMEOUT
 from nomad_operator.runtime.cache import Cache
 from nomad_operator.runtime.defaults import DEFAULT_QUEUE_MAX_KEYS, DEFAULT_SHUTDOWN_TIMEOUT_SECONDS
-from nomad_operator.runtime.errors import QueueFull
 from nomad_operator.runtime.informer import (
     DEFAULT_INFORMER_NAMESPACE,
     DEFAULT_RELIST_PERIOD_SECONDS,
@@ -39,12 +38,11 @@ from nomad_operator.runtime.informer import (
     Informer,
     cache_for_controllers,
 )
-from nomad_operator.runtime.logging import log_context
 from nomad_operator.runtime.metrics import CONTENT_TYPE, RuntimeMetrics
 from nomad_operator.runtime.queue import WorkQueue
 from nomad_operator.runtime.ratelimit import Clock, MonotonicClock
-from nomad_operator.runtime.reconciler import Controller, ObjectKey, Reconciler, Result
-from nomad_operator.runtime.workers import ReconcileWorkers
+from nomad_operator.runtime.reconcile_term import ReconcileTerm
+from nomad_operator.runtime.reconciler import Controller, ObjectKey
 from nomad_operator.server.app import OperatorHTTPServer
 
 logger = logging.getLogger(__name__)
@@ -89,15 +87,6 @@ class OperatorSettings:
     def __post_init__(self) -> None:
         if self.shutdown_timeout < 0:
             raise ValueError(f"shutdown_timeout must be >= 0 seconds, got {self.shutdown_timeout}")
-
-
-class _Term:
-    """One leadership term: a queue and workers per controller, stopped together when the term ends."""
-
-    def __init__(self) -> None:
-        self.queues: dict[str, WorkQueue[ObjectKey]] = {}
-        self.workers: dict[str, ReconcileWorkers] = {}
-        self.resyncs: list[asyncio.Task[None]] = []
 
 
 class Operator:
@@ -147,13 +136,9 @@ class Operator:
             backoff=self.settings.stream_backoff,
             clock=self.clock,
         )
-        self._routes: dict[str, list[Controller]] = {}
-        for controller in self.controllers:
-            for kind in controller.watched_kinds():
-                self._routes.setdefault(kind, []).append(controller)
         if leader is not None and client.write_guard is None:
             client.write_guard = leader
-        self._term: _Term | None = None
+        self._term: ReconcileTerm | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._leader_task: asyncio.Task[None] | None = None
         self._lead_task: asyncio.Task[None] | None = None
@@ -285,91 +270,31 @@ class Operator:
                     await asyncio.shield(closing)
 
     def _begin_term(self) -> None:
-        term = _Term()
-        for controller in self.controllers:
-            queue: WorkQueue[ObjectKey] = WorkQueue(
-                name=controller.name,
-                max_keys=self.settings.queue_max_keys,
-                clock=self.clock,
-                observer=self.metrics.queue_observer(controller.name),
-            )
-            term.queues[controller.name] = queue
-            term.workers[controller.name] = ReconcileWorkers(
-                name=controller.name,
-                queue=queue,
-                reconcile=_in_log_context(controller),
-                concurrency=controller.max_concurrency,
-                observer=self.metrics.reconcile_observer(controller.name),
-            )
-            if controller.resync_period is not None:
-                term.resyncs.append(
-                    asyncio.create_task(self._resync(controller, queue), name=f"resync-{controller.name}")
-                )
-        self._term = term
-        for controller in self.controllers:
-            self._enqueue_everything(controller, term.queues[controller.name])
-        for workers in term.workers.values():
-            workers.start()
-        logger.info("operator: reconciling as the leader (%s)", self.cache.sizes())
+        self._term = ReconcileTerm(
+            controllers=self.controllers,
+            cache=self.cache,
+            metrics=self.metrics,
+            clock=self.clock,
+            queue_max_keys=self.settings.queue_max_keys,
+        )
+        self._term.start()
 
     def _close_term(self, *, reason: str) -> asyncio.Task[None] | None:
         """End the current term (if any) in a task of its own, so that cancelling whoever asked cannot cut the
         in-flight reconciles' grace short; returns that task (or the one already closing)."""
         term, self._term = self._term, None
         if term is not None:
-            self._closing = asyncio.create_task(self._stop_term(term, reason=reason), name="end-of-term")
+            self._closing = asyncio.create_task(
+                term.stop(grace=self.settings.shutdown_timeout, reason=reason), name="end-of-term"
+            )
         return self._closing
-
-    async def _stop_term(self, term: _Term, *, reason: str) -> None:
-        for task in term.resyncs:
-            task.cancel()
-        results = await asyncio.gather(
-            *(workers.stop(grace=self.settings.shutdown_timeout) for workers in term.workers.values())
-        )
-        await asyncio.gather(*term.resyncs, return_exceptions=True)
-        if all(results):
-            logger.info("operator: stopped reconciling (%s)", reason)
-        else:
-            logger.warning("operator: stopped reconciling (%s); some reconciles were cancelled", reason)
-
-    def _enqueue_everything(self, controller: Controller, queue: WorkQueue[ObjectKey]) -> None:
-        for kind in controller.watched_kinds():
-            for obj in self.cache.objects(kind):
-                self._add_keys(controller, queue, kind, obj, since=None)
-
-    async def _resync(self, controller: Controller, queue: WorkQueue[ObjectKey]) -> None:
-        assert controller.resync_period is not None
-        while True:
-            await asyncio.sleep(controller.resync_period)
-            for key in self.cache.keys(controller.primary_kind):
-                try:
-                    queue.add(key)
-                except QueueFull as error:
-                    logger.error("resync of %s stopped early: %s", controller.name, error)
-                    break
 
     # --- informer -> queues -------------------------------------------------------------------------------------------
     def _on_change(self, kind: str, obj: Mapping[str, Any], /, *, since: float | None) -> None:
         term = self._term
         if term is None:
             return  # a standby: its cache is warm, and a new term enqueues every key anyway
-        for controller in self._routes.get(kind, ()):
-            self._add_keys(controller, term.queues[controller.name], kind, obj, since=since)
-
-    @staticmethod
-    def _add_keys(
-        controller: Controller, queue: WorkQueue[ObjectKey], kind: str, obj: Mapping[str, Any], *, since: float | None
-    ) -> None:
-        try:
-            keys: Iterable[ObjectKey] = controller.keys_for(kind, obj)
-        except Exception:
-            logger.exception("controller %s: its watch of %s failed to map an object to keys", controller.name, kind)
-            return
-        for key in keys:
-            try:
-                queue.add(key, since=since)
-            except QueueFull as error:
-                logger.error("controller %s: %s; %s waits for its next change", controller.name, error, key)
+        term.route(kind, obj, since=since)
 
     # --- signals ------------------------------------------------------------------------------------------------------
     def _install_signal_handlers(self) -> list[signal.Signals]:
@@ -391,17 +316,6 @@ class Operator:
     def _on_signal(self, signum: signal.Signals) -> None:
         logger.info("operator: received %s, shutting down", signum.name)
         self.request_stop()
-
-
-def _in_log_context(controller: Controller) -> Reconciler:
-    """The controller's reconcile, with its name and the key in the log context of everything it logs."""
-    name, reconcile = controller.name, controller.reconcile
-
-    async def reconcile_with_context(key: ObjectKey, /) -> Result:
-        with log_context(controller=name, key=str(key)):
-            return await reconcile(key)
-
-    return reconcile_with_context
 
 
 class _OperatorMetrics:

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from nomad_operator.durations import InvalidDuration, parse_duration, to_seconds
+from nomad_operator.cli_arguments import go_duration_seconds, time_scale, whole_number
 from nomad_operator.sim.config import (
     DEFAULT_ARCH,
     DEFAULT_HEARTBEAT_GRACE_S,
@@ -31,34 +31,11 @@ DEFAULT_ADDRESS = "http://127.0.0.1:4646"
 REQUEST_TIMEOUT_S = 10.0
 
 
-def _duration(text: str) -> float:
-    try:
-        return to_seconds(parse_duration(text))
-    except InvalidDuration as error:
-        raise argparse.ArgumentTypeError(f"{error}; use a Go duration such as 10s or 500ms") from None
-
-
 def _listen(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid listen address {text!r}; use HOST:PORT such as 127.0.0.1:4646")
     return host, int(port)
-
-
-def _time_scale(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"invalid time scale {text!r}; use a number in (0, 1], such as 0.2")
-    return value
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"invalid node count {text!r}; use a whole number of at least 1")
-    return int(text)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -69,18 +46,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "(and, with --acl, the management token) on start. `sim unplug NODE` and `sim plug NODE` stop and resume "
         "a running simulator's node heartbeats.",
     )
-    parser.add_argument("--nodes", type=_positive, default=DEFAULT_NODE_COUNT,
+    parser.add_argument("--nodes", type=whole_number("node count", low=1), default=DEFAULT_NODE_COUNT,
                         help=f"number of client nodes, named pi1..piN (default {DEFAULT_NODE_COUNT})")
     parser.add_argument("--listen", type=_listen, default=_listen(DEFAULT_LISTEN), metavar="HOST:PORT",
                         help=f"address to serve the Nomad API on (default {DEFAULT_LISTEN}; port 0 picks one)")
     parser.add_argument("--acl", action="store_true", help="require a management token (printed on start)")
-    parser.add_argument("--heartbeat-ttl", type=_duration, default=DEFAULT_HEARTBEAT_TTL_S, metavar="DURATION",
-                        help="node heartbeat TTL, Nomad's min_heartbeat_ttl (default 10s)")
-    parser.add_argument("--heartbeat-grace", type=_duration, default=DEFAULT_HEARTBEAT_GRACE_S, metavar="DURATION",
+    parser.add_argument("--heartbeat-ttl", type=go_duration_seconds, default=DEFAULT_HEARTBEAT_TTL_S,
+                        metavar="DURATION", help="node heartbeat TTL, Nomad's min_heartbeat_ttl (default 10s)")
+    parser.add_argument("--heartbeat-grace", type=go_duration_seconds, default=DEFAULT_HEARTBEAT_GRACE_S,
+                        metavar="DURATION",
                         help="grace after the TTL before a silent node is marked down (default 10s)")
     parser.add_argument("--arch", default=DEFAULT_ARCH,
                         help=f"cpu.arch attribute of the nodes (default {DEFAULT_ARCH})")
-    parser.add_argument("--deployment-time-scale", type=_time_scale, default=1.0, metavar="FACTOR",
+    parser.add_argument("--deployment-time-scale", type=time_scale, default=1.0, metavar="FACTOR",
                         help="scale deployment timings (min_healthy_time, healthy and progress deadlines) by this "
                         "factor in (0, 1], for demos and tests (default 1: Nomad's own timings)")
     parser.set_defaults(handler=run_command)

@@ -13,8 +13,10 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from nomad_operator.controllers.gitops.git_errors import SourceConfigError
 from nomad_operator.controllers.gitops.gitauth import GitAuth, HttpsTokenAuth, NoAuth, SshKeyAuth
 from nomad_operator.controllers.gitops.pathglobs import DEFAULT_JOB_GLOBS
+from nomad_operator.controllers.gitops.source_secrets import read_secret_file
 from nomad_operator.controllers.gitops.source_spec import GitSourceSpec, SourceSpecError, spec_from_resource
 
 ENV_REPO = "NOMAD_OPERATOR_REPO"
@@ -30,7 +32,6 @@ ENV_KNOWN_HOSTS_FILE = "NOMAD_OPERATOR_GIT_KNOWN_HOSTS_FILE"
 ENV_INTERVAL = "NOMAD_OPERATOR_INTERVAL"
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_NAME = "default"
-MAX_SECRET_FILE_BYTES = 64 * 1024
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
 
@@ -94,30 +95,27 @@ def spec_from_arguments(args: argparse.Namespace, environ: Mapping[str, str] = o
         raise CliConfigError(str(exc)) from None
 
 
-def read_secret_file(path: str, variable: str) -> str:
-    try:
-        with open(path, "rb") as handle:
-            data = handle.read(MAX_SECRET_FILE_BYTES + 1)
-    except OSError as exc:
-        raise CliConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_SECRET_FILE_BYTES:
-        raise CliConfigError(f"{variable}: {path} is larger than {MAX_SECRET_FILE_BYTES} bytes")
-    return data.decode("utf-8", "replace").strip()
-
-
 def git_auth_from_environment(environ: Mapping[str, str] = os.environ) -> GitAuth:
+    """The git credentials named by the NOMAD_OPERATOR_GIT_* file variables; CliConfigError names what is wrong."""
+    try:
+        return _git_auth_from_files(environ)
+    except SourceConfigError as exc:
+        raise CliConfigError(str(exc)) from None
+
+
+def _git_auth_from_files(environ: Mapping[str, str]) -> GitAuth:
     token_file = environ.get(ENV_TOKEN_FILE, "").strip()
     key_file = environ.get(ENV_SSH_KEY_FILE, "").strip()
     hosts_file = environ.get(ENV_KNOWN_HOSTS_FILE, "").strip()
     if token_file and key_file:
         raise CliConfigError(f"set {ENV_TOKEN_FILE} or {ENV_SSH_KEY_FILE}, not both")
     if token_file:
-        return HttpsTokenAuth(token=read_secret_file(token_file, ENV_TOKEN_FILE))
+        return HttpsTokenAuth(token=read_secret_file(token_file, what=ENV_TOKEN_FILE))
     if key_file:
         if not hosts_file:
             raise CliConfigError(f"{ENV_SSH_KEY_FILE} needs {ENV_KNOWN_HOSTS_FILE}: host keys are always checked")
-        return SshKeyAuth(private_key=read_secret_file(key_file, ENV_SSH_KEY_FILE),
-                          known_hosts=read_secret_file(hosts_file, ENV_KNOWN_HOSTS_FILE))  # fmt: skip
+        return SshKeyAuth(private_key=read_secret_file(key_file, what=ENV_SSH_KEY_FILE),
+                          known_hosts=read_secret_file(hosts_file, what=ENV_KNOWN_HOSTS_FILE))  # fmt: skip
     return NoAuth()
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Final
 
 OWNER_META_PREFIX: Final = "nomad-operator."
-META_SOURCE: Final = "nomad-operator.source"
-META_REVISION: Final = "nomad-operator.revision"
-META_PATH: Final = "nomad-operator.path"
-META_SPEC_HASH: Final = "nomad-operator.spec-hash"
-META_WAVE: Final = "nomad-operator.wave"
+META_SOURCE: Final = f"{OWNER_META_PREFIX}source"
+META_REVISION: Final = f"{OWNER_META_PREFIX}revision"
+META_PATH: Final = f"{OWNER_META_PREFIX}path"
+META_SPEC_HASH: Final = f"{OWNER_META_PREFIX}spec-hash"
+META_WAVE: Final = f"{OWNER_META_PREFIX}wave"
 OWNER_META_KEYS: Final = (META_SOURCE, META_REVISION, META_PATH, META_SPEC_HASH)
 
 DEFAULT_INTERVAL_SECONDS: Final = 60.0

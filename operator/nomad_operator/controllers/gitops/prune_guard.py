@@ -44,9 +44,6 @@ class PruneGuard:
     def __init__(self) -> None:
         self._missing_since: dict[JobKey, float] = {}
 
-    def missing_since(self) -> dict[JobKey, float]:
-        return dict(self._missing_since)
-
     def decide(
         self,
         *,

@@ -8,7 +8,9 @@ exception text (DESIGN rule 6): errors here name the Variable and the item, neve
 - **a secret store that is down** must not turn into "no secret" (which would refuse every webhook with a misleading
   403, or worse, fall back to no auth): a failed read raises, and the receiver answers 503;
 - **a flood of webhooks** must not become a flood of Variable reads: the webhook secret is kept `SECRET_CACHE_SECONDS`,
-  so a rotated secret is picked up within seconds, and a thousand requests cost one read.
+  so a rotated secret is picked up within seconds, and a thousand requests cost one read;
+- **a secret file that is not one** (a device, a huge file given by mistake) is read only up to
+  `MAX_SECRET_FILE_BYTES`; `read_secret_file` is the one reader of secret files, for the CLI's environment too.
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ async def variable_items(nomad: VariableReader, path: str) -> Mapping[str, Any]:
     return items if isinstance(items, Mapping) else {}
 
 
-def _read_file(path: str, what: str) -> str:
+def read_secret_file(path: str, *, what: str) -> str:
+    """The text of a secret file (at most MAX_SECRET_FILE_BYTES, stripped); SourceConfigError names `what` and the
+    path, never the content."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SECRET_FILE_BYTES + 1)
@@ -86,11 +90,11 @@ async def _auth_from(ref: GitAuthRef, nomad: VariableReader) -> GitAuth:
     else:
         where = "auth files"
     if ref.token_file is not None:
-        token = _read_file(ref.token_file, "auth.tokenFile")
+        token = read_secret_file(ref.token_file, what="auth.tokenFile")
     if ref.ssh_key_file is not None:
-        key = _read_file(ref.ssh_key_file, "auth.sshKeyFile")
+        key = read_secret_file(ref.ssh_key_file, what="auth.sshKeyFile")
     if ref.known_hosts_file is not None:
-        hosts = _read_file(ref.known_hosts_file, "auth.knownHostsFile")
+        hosts = read_secret_file(ref.known_hosts_file, what="auth.knownHostsFile")
     if token and key:
         raise SourceConfigError(f"{where}: give a token or an SSH key, not both")
     if token:

@@ -27,13 +27,14 @@ from nomad_operator.controllers.gitops.desired_state import DesiredState, JobKey
 from nomad_operator.controllers.gitops.git_errors import ContentRejected, FetchError, GitSourceError, SourceConfigError
 from nomad_operator.controllers.gitops.gitauth import GitAuth
 from nomad_operator.controllers.gitops.health import HealthState, JobHealth
+from nomad_operator.controllers.gitops.job_statuses import job_statuses
 from nomad_operator.controllers.gitops.live_jobs import LiveView
 from nomad_operator.controllers.gitops.metrics import GitOpsMetrics
 from nomad_operator.controllers.gitops.parse_check import variables_text
 from nomad_operator.controllers.gitops.redaction import Redactor
 from nomad_operator.controllers.gitops.repository import GitRepository, Revision
 from nomad_operator.controllers.gitops.source_spec import GitSourceSpec
-from nomad_operator.controllers.gitops.source_status import JobStatus, Phase, SourceStatus, SyncRecord, SyncState
+from nomad_operator.controllers.gitops.source_status import Phase, SourceStatus, SyncRecord, SyncState
 from nomad_operator.controllers.gitops.sync_engine import SyncEngine, SyncReport
 from nomad_operator.controllers.gitops.sync_plan import ActionKind, SyncPlan
 from nomad_operator.controllers.gitops.trigger import FetchTrigger, jittered_interval
@@ -265,27 +266,7 @@ class GitSourceSync:
         self.status.phase, self.status.reason, self.status.message = phase, reason, message
 
     def _apply_plan_status(self, plan: SyncPlan, report: SyncReport | None, desired: DesiredState) -> None:
-        jobs: dict[JobKey, JobStatus] = {}
-        for action in plan.actions:
-            previous = self.status.jobs.get(action.key)
-            entry = JobStatus(key=action.key, path=action.desired.path if action.desired else "")
-            if previous is not None:
-                entry.health, entry.version = previous.health, previous.version
-                entry.spec_hash, entry.revision = previous.spec_hash, previous.revision
-            live = action.live
-            if live is not None:
-                entry.version = live.version
-                if live.owner is not None and live.owner.source == desired.source:
-                    entry.spec_hash, entry.revision = live.owner.spec_hash, live.owner.revision
-                    entry.path = entry.path or live.owner.path
-            entry.sync, entry.message = _planned_state(action.kind, action.reason)
-            outcome = report.outcomes.get(action.key) if report is not None else None
-            if outcome is not None:
-                entry.sync, entry.message = outcome.state, outcome.message
-                if outcome.written:
-                    entry.spec_hash, entry.revision = outcome.spec_hash, outcome.revision
-            jobs[action.key] = entry
-        self.status.jobs = jobs
+        self.status.jobs = job_statuses(plan, report, source=desired.source, previous=self.status.jobs)
         self.status.file_errors = dict(desired.errors)
 
     async def _refresh_health(self, report: SyncReport, *, everything: bool) -> None:
@@ -397,16 +378,3 @@ class GitSourceSync:
             wait = self._next_retry if self._next_retry is not None else jittered_interval(self.spec.interval)
             reasons = await self.trigger.wait(poll_after=wait)
 
-
-def _planned_state(kind: ActionKind, reason: str) -> tuple[SyncState, str]:
-    if kind is ActionKind.UNCHANGED:
-        return SyncState.SYNCED, reason
-    if kind is ActionKind.CONFLICT:
-        return SyncState.CONFLICT, reason
-    if kind is ActionKind.BLOCKED:
-        if reason.startswith("not in git"):
-            return SyncState.ORPHANED, reason
-        if reason.startswith("drifted"):
-            return SyncState.OUT_OF_SYNC, reason
-        return SyncState.FAILED, reason
-    return SyncState.OUT_OF_SYNC, reason

@@ -322,7 +322,7 @@ class SyncEngine:
             if not waiting:
                 return None
             if self.clock() >= deadline:
-                return _describe(waiting)
+                return _waiting_message(waiting)
             await asyncio.sleep(self.live.poll_interval)
 
 
@@ -334,5 +334,5 @@ class _Redecide(Exception):  # control flow inside `_write`, never raised out of
         self.action = action
 
 
-def _describe(waiting: Mapping[JobKey, JobHealth]) -> str:
+def _waiting_message(waiting: Mapping[JobKey, JobHealth]) -> str:
     return "; ".join(f"{key[1]} {h.state}: {h.message}" for key, h in sorted(waiting.items()))

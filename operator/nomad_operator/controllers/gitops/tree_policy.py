@@ -25,7 +25,6 @@ DEFAULT_MAX_FILE_BYTES = 8 * MiB
 MAX_SYMLINK_HOPS = 40  # what Linux allows before ELOOP
 
 MODE_SYMLINK = 0o120000
-MODE_GITLINK = 0o160000  # a submodule: a commit, not a file; never followed
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-DEFAULT_POLL_INTERVAL_SECONDS = 60.0
 # Wake-ups are at least this far apart: a push is still seen at once (the first request wakes the loop straight
 # away), but a storm of webhooks costs a few remote checks a second instead of one per fetch duration.
 DEFAULT_MIN_WAKEUP_INTERVAL_SECONDS = 0.1

@@ -16,7 +16,6 @@ from typing import Any, Final
 NODE_READY: Final = "ready"
 NODE_DOWN: Final = "down"
 NODE_DISCONNECTED: Final = "disconnected"
-NODE_INITIALIZING: Final = "initializing"
 NODE_GONE_STATUSES: Final = frozenset({NODE_DOWN, NODE_DISCONNECTED})
 
 ALLOC_RUNNING: Final = "running"
@@ -55,6 +54,11 @@ class JobRef:
 
     def __str__(self) -> str:
         return f"{self.namespace}/{self.job_id}"
+
+
+def _job_ref(obj: Mapping[str, Any], *, id_field: str) -> JobRef:
+    """The job an object names: a job's own `ID`, or the `JobID` of an allocation, evaluation or deployment."""
+    return JobRef(_text(obj, "Namespace") or "default", _text(obj, id_field))
 
 
 def _text(obj: Mapping[str, Any], key: str, default: str = "") -> str:
@@ -157,7 +161,7 @@ class AllocView:
         transition = alloc.get("DesiredTransition")
         return cls(
             id=_text(alloc, "ID"),
-            job=JobRef(_text(alloc, "Namespace", "default") or "default", _text(alloc, "JobID")),
+            job=_job_ref(alloc, id_field="JobID"),
             task_group=_text(alloc, "TaskGroup"),
             node_id=_text(alloc, "NodeID"),
             client_status=_text(alloc, "ClientStatus"),
@@ -197,10 +201,6 @@ class JobView:
     stopped: bool = False
     version: int = 0
 
-    @property
-    def desired_count(self) -> int:
-        return sum(group.count for group in self.groups)
-
     def group(self, name: str) -> GroupView | None:
         return next((group for group in self.groups if group.name == name), None)
 
@@ -223,7 +223,7 @@ class JobView:
                 )
             )
         return cls(
-            ref=JobRef(_text(job, "Namespace", "default") or "default", _text(job, "ID")),
+            ref=_job_ref(job, id_field="ID"),
             type=_text(job, "Type", JOB_SERVICE),
             groups=tuple(groups),
             meta=_strings(job.get("Meta")),
@@ -285,7 +285,7 @@ class EvalView:
         )
         return cls(
             id=_text(evaluation, "ID"),
-            job=JobRef(_text(evaluation, "Namespace", "default") or "default", _text(evaluation, "JobID")),
+            job=_job_ref(evaluation, id_field="JobID"),
             status=_text(evaluation, "Status"),
             triggered_by=_text(evaluation, "TriggeredBy"),
             create_index=_int(evaluation, "CreateIndex"),
@@ -308,6 +308,6 @@ class DeploymentView:
     def from_wire(cls, deployment: Mapping[str, Any]) -> DeploymentView:
         return cls(
             id=_text(deployment, "ID"),
-            job=JobRef(_text(deployment, "Namespace", "default") or "default", _text(deployment, "JobID")),
+            job=_job_ref(deployment, id_field="JobID"),
             status=_text(deployment, "Status"),
         )

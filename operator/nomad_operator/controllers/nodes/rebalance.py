@@ -218,7 +218,6 @@ def health_problem(job: JobView, allocs: Sequence[AllocView], deployments: Seque
 class _JobState:
     armed_at: float
     in_flight: Move | None = None
-    stopped_at: float = 0.0
     settled_at: float | None = None
 
 
@@ -252,7 +251,7 @@ class RebalanceTracker:
 
     def record_stop(self, move: Move, *, at: float) -> None:
         state = self.jobs.setdefault(move.job, _JobState(armed_at=at))
-        state.in_flight, state.stopped_at, state.settled_at = move, at, None
+        state.in_flight, state.settled_at = move, None
         self.stops += 1
 
     def decide(
