@@ -9,22 +9,18 @@ must fail clearly before anything starts, and lose nothing.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shlex
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from e2e_processes import cli, cli_argv, free_port, request_json
 
 DEADLINE_S = 45.0
 FAST = ["--heartbeat-ttl", "300ms", "--heartbeat-grace", "300ms", "--deployment-time-scale", "0.02",
@@ -32,20 +28,9 @@ FAST = ["--heartbeat-ttl", "300ms", "--heartbeat-grace", "300ms", "--deployment-
 JOBS = ("consul", "fabio", "whoami")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _get(address: str, path: str) -> Any:
-    with urllib.request.urlopen(address + path, timeout=5) as response:
-        return json.loads(response.read())
 
 
 def _children_of(pid: int) -> list[int]:
@@ -74,7 +59,7 @@ class DemoProcess:
     """The demo with its output read line by line in a thread, so the test can wait for lines with a deadline."""
 
     def __init__(self, args: list[str]) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "nomad_operator", "demo", *args],
+        self.process = subprocess.Popen(cli_argv("demo", *args),
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -110,7 +95,7 @@ class DemoProcess:
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[tuple[DemoProcess, Path, int]]:
-    port = _free_port()
+    port = free_port()
     workdir = tmp_path / "demo"
     running = DemoProcess(["--workdir", str(workdir), "--port", str(port), "--operator-port", "0", *FAST])
     try:
@@ -127,8 +112,7 @@ def _cli(command: str) -> subprocess.CompletedProcess[str]:
     """Runs a command as the demo printed it, with this interpreter standing in for the printed executable."""
     argv = shlex.split(command)
     start = argv.index("sim") if "sim" in argv else argv.index("status")
-    return subprocess.run([sys.executable, "-m", "nomad_operator", *argv[start:]], capture_output=True, text=True,
-                          timeout=30, check=False)  # fmt: skip
+    return cli(*argv[start:], timeout=30)
 
 
 def test_demo_ready_unplug_plug_commit_and_clean_exit(demo: tuple[DemoProcess, Path, int]) -> None:
@@ -174,7 +158,7 @@ def test_demo_ready_unplug_plug_commit_and_clean_exit(demo: tuple[DemoProcess, P
     assert commit.stderr.count("fetch requested") == 2, commit.stderr  # the hook reached both replicas
     running.wait_line(lambda text: "job whoami: version 0 -> 1" in text, "whoami's new version", start=mark)
     nomad = f"http://127.0.0.1:{port}"
-    job = _get(nomad, "/v1/job/whoami")
+    job = request_json(nomad, "/v1/job/whoami")
     assert job["Version"] == 1
     assert job["TaskGroups"][0]["Tasks"][0]["Config"]["image"] == "docker.io/traefik/whoami:v1.10.3"
 
@@ -193,7 +177,7 @@ def test_busy_port_is_a_clear_error_before_anything_starts(tmp_path: Path) -> No
         busy.listen()
         port = busy.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "nomad_operator", "demo", "--workdir", str(tmp_path / "w"), "--port", str(port)],
+            cli_argv("demo", "--workdir", str(tmp_path / "w"), "--port", str(port)),
             capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
     assert result.returncode == 1
@@ -206,8 +190,7 @@ def test_foreign_work_directory_is_refused_and_kept(tmp_path: Path) -> None:
     mine = tmp_path / "notes"
     mine.mkdir()
     (mine / "keep.txt").write_text("precious")
-    result = subprocess.run([sys.executable, "-m", "nomad_operator", "demo", "--workdir", str(mine), "--port", "0"],
-                            capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    result = cli("demo", "--workdir", str(mine), "--port", "0", timeout=30)
     assert result.returncode == 2
     assert "not made by the demo" in result.stdout
     assert sorted(p.name for p in mine.iterdir()) == ["keep.txt"]
@@ -215,8 +198,7 @@ def test_foreign_work_directory_is_refused_and_kept(tmp_path: Path) -> None:
 
 
 def test_help_explains_the_options() -> None:
-    result = subprocess.run([sys.executable, "-m", "nomad_operator", "demo", "--help"], capture_output=True,
-                            text=True, timeout=30, check=False, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    result = cli("demo", "--help", env={"COLUMNS": "200"}, timeout=30)
     assert result.returncode == 0
     for option in ("--workdir", "--keep-workdir", "--port", "--nodes", "--replicas", "--heartbeat-ttl",
                    "--deployment-time-scale", "sim unplug pi2", "Ctrl-C"):  # fmt: skip

@@ -5,10 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
+from e2e_processes import cli_async, commit_files, git, kill_group, spawn_run
 
 from nomad_operator.nomad import NomadClient, NomadSettings
 from nomad_operator.sim.config import SimConfig
@@ -38,12 +35,6 @@ job "%(id)s" {
   }
 }
 """
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
-
-
-def git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
 
 
 def job_text(job_id: str, image: str = "app:1", token: str = "tok-one-1234") -> str:
@@ -53,17 +44,13 @@ def job_text(job_id: str, image: str = "app:1", token: str = "tok-one-1234") -> 
 class Repo:
     def __init__(self, root: Path) -> None:
         self.bare, self.work = root / "origin.git", root / "work"
-        git("init", "-q", "--bare", "-b", "main", str(self.bare), cwd=root)
-        git("init", "-q", "-b", "main", str(self.work), cwd=root)
-        git("remote", "add", "origin", str(self.bare), cwd=self.work)
+        git(root, "init", "-q", "--bare", "-b", "main", str(self.bare))
+        git(root, "init", "-q", "-b", "main", str(self.work))
+        git(self.work, "remote", "add", "origin", str(self.bare))
 
     def push(self, files: dict[str, str]) -> None:
-        for path, text in files.items():
-            (self.work / path).parent.mkdir(parents=True, exist_ok=True)
-            (self.work / path).write_text(text)
-        git("add", "-A", cwd=self.work)
-        git("commit", "-q", "-m", "change", cwd=self.work)
-        git("push", "-q", "origin", "main", cwd=self.work)
+        commit_files(self.work, files)
+        git(self.work, "push", "-q", "origin", "main")
 
 
 @pytest.fixture
@@ -73,13 +60,7 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 
 
 async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "nomad_operator", *args, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), DEADLINE_SECONDS)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await cli_async(*args, env=env, deadline_s=DEADLINE_SECONDS)
 
 
 async def test_plan_exit_codes_and_redacted_diff_then_sync(sim: RunningSimulator, tmp_path: Path) -> None:
@@ -115,27 +96,15 @@ async def test_plan_exit_codes_and_redacted_diff_then_sync(sim: RunningSimulator
     assert "NOMAD_OPERATOR_REPO" in err
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_run_follows_a_signed_webhook_and_serves_status(sim: RunningSimulator, tmp_path: Path) -> None:
     repo = Repo(tmp_path)
     repo.push({"jobs/web.nomad": job_text("web")})
     secret = tmp_path / "secret"
     secret.write_text("hook-secret\n")
-    port = free_port()
-    env = {**os.environ, "NOMAD_ADDR": sim.address, "NOMAD_OPERATOR_REPO": repo.bare.as_uri(),
-           "NOMAD_OPERATOR_LISTEN": f"127.0.0.1:{port}", "NOMAD_OPERATOR_WEBHOOK_SECRET_FILE": str(secret),
-           "NOMAD_OPERATOR_INTERVAL": "1h"}  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "nomad_operator", "run", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    running = spawn_run(sim.address, settings={"NOMAD_OPERATOR_REPO": repo.bare.as_uri(),
+                                               "NOMAD_OPERATOR_WEBHOOK_SECRET_FILE": str(secret),
+                                               "NOMAD_OPERATOR_INTERVAL": "1h"})  # fmt: skip
+    base = running.address
     try:
         async with NomadClient(NomadSettings(address=sim.address)) as nomad, aiohttp.ClientSession() as http:
 
@@ -164,8 +133,11 @@ async def test_run_follows_a_signed_webhook_and_serves_status(sim: RunningSimula
             assert "web" in out
             assert "Synced" in out
     finally:
-        process.terminate()
-        assert await asyncio.wait_for(process.wait(), 15) is not None
+        running.process.terminate()
+        try:
+            assert await asyncio.to_thread(running.process.wait, 15) is not None
+        finally:
+            kill_group(running.process)
 
 
 async def until(read: object, expected: str) -> None:

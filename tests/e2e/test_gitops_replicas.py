@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from e2e_processes import RunProcess, RunProcesses, commit_files, empty_repository, repository_settings
 
 from nomad_operator.nomad import NomadClient, NomadSettings, NotFound
 from nomad_operator.sim.server import RunningSimulator, start_simulator
@@ -29,8 +26,6 @@ from nomad_operator.testing.simulated_cluster import fast_sim_config, wait_for_n
 
 WAIT = 60.0
 TIME_SCALE = "0.2"
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
 JOB = """
 job "%(id)s" {
   datacenters = ["dc1"]
@@ -55,26 +50,13 @@ job "%(id)s" {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def git(*args: str, cwd: Path) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
-
-
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    (repo / "jobs").mkdir(parents=True)
+    repo = empty_repository(tmp_path / "repo")
     # Wave 1 stays unhealthy for min_healthy_time (x the deployment time scale): the window to kill the leader in.
-    (repo / "jobs" / "first.nomad").write_text(JOB % {"id": "first", "wave": 1, "healthy": "20s"})
-    (repo / "jobs" / "second.nomad").write_text(JOB % {"id": "second", "wave": 2, "healthy": "1s"})
-    git("init", "-q", "-b", "main", cwd=repo)
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", "two waves", cwd=repo)
+    commit_files(repo, {"jobs/first.nomad": JOB % {"id": "first", "wave": 1, "healthy": "20s"},
+                        "jobs/second.nomad": JOB % {"id": "second", "wave": 2, "healthy": "1s"}},
+                 message="two waves")  # fmt: skip
     return repo
 
 
@@ -86,42 +68,19 @@ async def sim() -> AsyncIterator[RunningSimulator]:
         yield running
 
 
-def spawn_run(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "nomad_operator", "run"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
-
-
-class Replica:
-    def __init__(self, process: subprocess.Popen[bytes], address: str) -> None:
-        self.process = process
-        self.address = address
-
-
 @pytest.fixture
-async def replicas(sim: RunningSimulator, repository: Path) -> AsyncIterator[list[Replica]]:
-    started: list[Replica] = []
-    for _ in range(2):
-        listen = f"127.0.0.1:{free_port()}"
-        env = {**os.environ, "NOMAD_ADDR": sim.address, "NOMAD_OPERATOR_REPO": repository.as_uri(),
-               "NOMAD_OPERATOR_PATH": "jobs/*.nomad", "NOMAD_OPERATOR_LISTEN": listen,
-               "NOMAD_OPERATOR_INTERVAL": "1h", "NOMAD_OPERATOR_LEADER_TIME_SCALE": TIME_SCALE,
-               "NOMAD_OPERATOR_LEADER_LOCK_DELAY": "0"}  # fmt: skip
-        started.append(Replica(spawn_run(env), f"http://{listen}"))
+async def replicas(sim: RunningSimulator, repository: Path, tmp_path: Path) -> AsyncIterator[list[RunProcess]]:
+    settings = repository_settings(repository, INTERVAL="1h", LEADER_TIME_SCALE=TIME_SCALE, LEADER_LOCK_DELAY="0")
+    started = RunProcesses(sim.address, tmp_path)
     try:
-        yield started
+        for _ in range(2):
+            started.start(settings=settings)
+        yield started.started
     finally:
-        for replica in started:
-            if replica.process.poll() is None:
-                replica.process.terminate()
-        for replica in started:  # waited for off the loop: the simulator in this loop must answer their shutdown
-            try:
-                await asyncio.to_thread(replica.process.wait, 20)
-            except subprocess.TimeoutExpired:
-                replica.process.kill()
-                await asyncio.to_thread(replica.process.wait)
+        await started.stop_all_off_loop()
 
 
-async def replica_state(replica: Replica) -> dict[str, Any] | None:
+async def replica_state(replica: RunProcess) -> dict[str, Any] | None:
     """The `replica` block of the replica's /status (identity, leader), once it has a status."""
     try:
         async with aiohttp.ClientSession() as http, http.get(f"{replica.address}/status") as answer:
@@ -139,7 +98,7 @@ def job_writes(sim: RunningSimulator) -> list[dict[str, Any]]:
 
 
 async def test_only_the_leader_writes_and_the_standby_finishes_after_a_sigkill(
-    sim: RunningSimulator, replicas: list[Replica]
+    sim: RunningSimulator, replicas: list[RunProcess]
 ) -> None:
     async with NomadClient(NomadSettings(address=sim.address)) as nomad:
 

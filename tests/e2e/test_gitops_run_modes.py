@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
+from e2e_processes import RunProcesses, cli_async, commit_files, empty_repository
 
 from nomad_operator.nomad import NomadClient, NomadSettings, NotFound
 from nomad_operator.server.webhook_providers import Provider, signed_headers
@@ -28,8 +25,6 @@ WAIT = 60.0
 SECRET = b"burst-secret"
 WEBHOOKS = 1000
 CONCURRENCY = 50
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
 JOB = """
 job "%(id)s" {
   datacenters = ["dc1"]
@@ -47,33 +42,9 @@ job "%(id)s" {
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def git(*args: str, cwd: Path) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={**os.environ, **GIT_ENV})  # fmt: skip
-    return done.stdout.strip()
-
-
-def commit(repo: Path, files: dict[str, str]) -> str:
-    for path, text in files.items():
-        (repo / path).parent.mkdir(parents=True, exist_ok=True)
-        (repo / path).write_text(text)
-    git("add", "-A", cwd=repo)
-    git("commit", "-q", "-m", "change", cwd=repo)
-    return git("rev-parse", "HEAD", cwd=repo)
-
-
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git("init", "-q", "-b", "main", cwd=repo)
-    return repo
+    return empty_repository(tmp_path / "repo")
 
 
 @pytest.fixture
@@ -84,43 +55,27 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 
 
 @pytest.fixture
-async def run_process(sim: RunningSimulator, tmp_path: Path) -> AsyncIterator[Any]:
+async def run_process(sim: RunningSimulator, tmp_path: Path) -> AsyncIterator[Callable[..., str]]:
     """Starts `run` processes (their logs in the test's tmp_path, kept by pytest for a failure's post-mortem)."""
-    started: list[subprocess.Popen[bytes]] = []
+    started = RunProcesses(sim.address, tmp_path)
 
     def start(*args: str, env: dict[str, str]) -> str:
-        listen = f"127.0.0.1:{free_port()}"
-        full = {**os.environ, "NOMAD_ADDR": sim.address, "NOMAD_OPERATOR_LISTEN": listen, **env}
-        with open(tmp_path / f"run-{len(started)}.log", "wb") as log:
-            started.append(subprocess.Popen([sys.executable, "-m", "nomad_operator", "run", *args], env=full,
-                                            stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
-        return f"http://{listen}"
+        return started.start(settings=env, args=args).address
 
-    yield start
-    for process in started:
-        process.terminate()
-    for process in started:  # waited for off the loop: the simulator in this loop must answer their shutdown
-        try:
-            await asyncio.to_thread(process.wait, 20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            await asyncio.to_thread(process.wait)
+    try:
+        yield start
+    finally:
+        await started.stop_all_off_loop()
 
 
 async def cli(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "nomad_operator", *args, env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), WAIT)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+    return await cli_async(*args, env=env, deadline_s=WAIT)
 
 
 async def test_resource_mode_apply_get_delete(
     sim: RunningSimulator, repository: Path, run_process: Any, project_root: Path, tmp_path: Path
 ) -> None:
-    revision = commit(repository, {"jobs/app.nomad": JOB % {"id": "app", "image": "app:1"}})
+    revision = commit_files(repository, {"jobs/app.nomad": JOB % {"id": "app", "image": "app:1"}})
     crds = str(project_root / "crds")
     env = {"NOMAD_ADDR": sim.address, "NOMAD_OPERATOR_CRDS": crds}
     run_process(env={"NOMAD_OPERATOR_CRDS": crds})
@@ -162,7 +117,7 @@ async def test_resource_mode_apply_get_delete(
 async def test_a_thousand_signed_webhooks_in_a_second_cause_one_or_two_fetches(
     sim: RunningSimulator, repository: Path, run_process: Any, tmp_path: Path
 ) -> None:
-    commit(repository, {"jobs/web.nomad": JOB % {"id": "web", "image": "app:1"}})
+    commit_files(repository, {"jobs/web.nomad": JOB % {"id": "web", "image": "app:1"}})
     secret_file = tmp_path / "hook-secret"
     secret_file.write_bytes(SECRET + b"\n")
     address = run_process(env={"NOMAD_OPERATOR_REPO": repository.as_uri(), "NOMAD_OPERATOR_INTERVAL": "1h",
@@ -181,7 +136,7 @@ async def test_a_thousand_signed_webhooks_in_a_second_cause_one_or_two_fetches(
             return {**document["replica"], "applied": applied} if applied else None
 
         before = await eventually(replica, timeout=WAIT, what="the first sync")
-        pushed = commit(repository, {"jobs/web.nomad": JOB % {"id": "web", "image": "app:2"}})
+        pushed = commit_files(repository, {"jobs/web.nomad": JOB % {"id": "web", "image": "app:2"}})
         body = orjson.dumps({"ref": "refs/heads/main", "after": pushed})
         headers = signed_headers(Provider.GITHUB, SECRET, body)
         limit = asyncio.Semaphore(CONCURRENCY)

@@ -8,17 +8,14 @@ write guard, whether it leads or not. One failover takes about 14 s, so the test
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from e2e_processes import request_json, simulator_process, start_in_session, stop, wait_for
 
 TTL_S = 10.0
 LOCK_DELAY_S = 3.0
@@ -53,60 +50,25 @@ asyncio.run(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3])))
 """
 
 
-def _get(address: str, path: str) -> Any:
-    with urllib.request.urlopen(address + path, timeout=5) as response:
-        return json.loads(response.read())
-
-
-def _wait_for(check: Callable[[], Any], what: str, *, deadline: float) -> Any:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            result = check()
-        except OSError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {deadline:.0f}s waiting for {what}")
-
-
 def _stop(process: subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop(process, wait_s=10)
 
 
 @pytest.fixture
-def simulator() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nomad_operator", "sim", "--nodes", "1", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "listening on" in line, line + (process.stderr.read() if process.stderr else "")
-        yield line.split("listening on ", 1)[1].split()[0]
-    finally:
-        _stop(process)
+def simulator(tmp_path: Path) -> Iterator[str]:
+    with simulator_process("--nodes", "1", log=tmp_path / "sim.log") as address:
+        yield address
 
 
 def _writes(address: str) -> list[tuple[float, str]]:
-    log = _get(address, "/v1/sim/stats")["write_log"]
+    log = request_json(address, "/v1/sim/stats")["write_log"]
     return [(e["time"], e["path"][len(WRITES_PREFIX) :]) for e in log if e["path"].startswith(WRITES_PREFIX)]
 
 
 def test_sigkill_of_the_leader_hands_over_within_ttl_plus_lock_delay_plus_5s(simulator: str) -> None:
     environment = {**os.environ, "NOMAD_ADDR": simulator}
     replicas = {
-        name: subprocess.Popen(
+        name: start_in_session(
             [sys.executable, "-c", REPLICA_PROGRAM, name, str(TTL_S), str(LOCK_DELAY_S)],
             env=environment,
             stdout=subprocess.PIPE,
@@ -116,19 +78,19 @@ def test_sigkill_of_the_leader_hands_over_within_ttl_plus_lock_delay_plus_5s(sim
         for name in ("a", "b")
     }
     try:
-        writers = _wait_for(lambda: {w for _, w in _writes(simulator)}, "a leader to write", deadline=START_DEADLINE_S)
+        writers = wait_for(lambda: {w for _, w in _writes(simulator)}, "a leader to write", deadline_s=START_DEADLINE_S)
         assert len(writers) == 1
         (leader,) = writers
         (standby,) = set(replicas) - {leader}
-        _wait_for(lambda: len(_writes(simulator)) >= 5, "the leader to keep writing", deadline=START_DEADLINE_S)
+        wait_for(lambda: len(_writes(simulator)) >= 5, "the leader to keep writing", deadline_s=START_DEADLINE_S)
         replicas[leader].kill()  # SIGKILL: no release, the lock must run out
         replicas[leader].wait()
-        _wait_for(
+        wait_for(
             lambda: [t for t, w in _writes(simulator) if w == standby],
             "the standby to lead and write",
-            deadline=FAILOVER_DEADLINE_S,
+            deadline_s=FAILOVER_DEADLINE_S,
         )
-        _wait_for(lambda: len([w for _, w in _writes(simulator) if w == standby]) >= 3, "more", deadline=5.0)
+        wait_for(lambda: len([w for _, w in _writes(simulator) if w == standby]) >= 3, "more", deadline_s=5.0)
     finally:
         for process in replicas.values():
             _stop(process)

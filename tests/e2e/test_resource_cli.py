@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from e2e_processes import cli, simulator_process
 
 DEADLINE_S = 30.0
 SOURCES = """
@@ -53,20 +51,8 @@ spec: {}
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nomad_operator", "sim", "--nodes", "1", "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "listening on" in line, line
-        yield line.split("listening on ", 1)[1].split()[0]
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=DEADLINE_S)
+    with simulator_process("--nodes", "1") as address:
+        yield address
 
 
 @pytest.fixture
@@ -78,17 +64,8 @@ def crds(tmp_path: Path, project_root: Path) -> Path:
 
 
 def run(address: str, crds: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, "NOMAD_ADDR": address, "NOMAD_OPERATOR_CRDS": str(crds)}
-    environment.pop("NOMAD_TOKEN", None)
-    return subprocess.run(
-        [sys.executable, "-m", "nomad_operator", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        input=stdin,
-        timeout=DEADLINE_S,
-        check=False,
-    )
+    environment = {"NOMAD_ADDR": address, "NOMAD_OPERATOR_CRDS": str(crds)}
+    return cli(*args, env=environment, unset=["NOMAD_TOKEN"], stdin=stdin, timeout=DEADLINE_S)
 
 
 def test_apply_get_and_delete_round_trip(simulator: str, crds: Path, tmp_path: Path) -> None:

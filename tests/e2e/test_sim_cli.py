@@ -3,57 +3,30 @@ SIGTERM; plus the CLI's errors when the simulator is unreachable or the node unk
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from e2e_processes import cli, cli_argv, free_port, request_json, wait_for
 
 DEADLINE_S = 20.0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "nomad_operator", "sim", *args], capture_output=True, text=True,
-                          timeout=DEADLINE_S, check=False)
-
-
-def _get(address: str, path: str) -> Any:
-    with urllib.request.urlopen(address + path, timeout=5) as response:
-        return json.loads(response.read())
+    return cli("sim", *args, timeout=DEADLINE_S)
 
 
 def _wait_for(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except OSError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    return wait_for(check, what, deadline_s=DEADLINE_S)
 
 
 @pytest.fixture
 def simulator() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nomad_operator", "sim", "--nodes", "3", "--listen", f"127.0.0.1:{port}",
-         "--heartbeat-ttl", "300ms", "--heartbeat-grace", "300ms"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = free_port()
+    flags = ("--nodes", "3", "--listen", f"127.0.0.1:{port}", "--heartbeat-ttl", "300ms", "--heartbeat-grace", "300ms")
+    process = subprocess.Popen(cli_argv("sim", *flags), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     address = f"http://127.0.0.1:{port}"
     try:
         yield process, address
@@ -64,12 +37,12 @@ def simulator() -> Iterator[tuple[subprocess.Popen[str], str]]:
 
 
 def _status(address: str, name: str) -> str:
-    return str(next(node["Status"] for node in _get(address, "/v1/nodes") if node["Name"] == name))
+    return str(next(node["Status"] for node in request_json(address, "/v1/nodes") if node["Name"] == name))
 
 
 def test_unplug_plug_and_sigterm(simulator: tuple[subprocess.Popen[str], str]) -> None:
     process, address = simulator
-    _wait_for(lambda: _get(address, "/v1/status/leader"), "the simulator to answer")
+    _wait_for(lambda: request_json(address, "/v1/status/leader"), "the simulator to answer")
     _wait_for(lambda: _status(address, "pi2") == "ready", "pi2 ready")
     unplugged = _cli("unplug", "pi2", "--address", address)
     assert unplugged.returncode == 0, unplugged.stderr
@@ -88,19 +61,19 @@ def test_unplug_plug_and_sigterm(simulator: tuple[subprocess.Popen[str], str]) -
 
 def test_unknown_node_and_unreachable_simulator(simulator: tuple[subprocess.Popen[str], str]) -> None:
     _, address = simulator
-    _wait_for(lambda: _get(address, "/v1/status/leader"), "the simulator to answer")
+    _wait_for(lambda: request_json(address, "/v1/status/leader"), "the simulator to answer")
     unknown = _cli("unplug", "pi9", "--address", address)
     assert unknown.returncode == 1
     assert "unknown node 'pi9'" in unknown.stderr
-    unreachable = _cli("plug", "pi1", "--address", f"http://127.0.0.1:{_free_port()}")
+    unreachable = _cli("plug", "pi1", "--address", f"http://127.0.0.1:{free_port()}")
     assert unreachable.returncode == 1
     assert "cannot reach the simulator" in unreachable.stderr
 
 
 def test_acl_prints_the_token_and_requires_it() -> None:
-    port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "nomad_operator", "sim", "--acl", "--listen",
-                                f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    port = free_port()
+    process = subprocess.Popen(cli_argv("sim", "--acl", "--listen", f"127.0.0.1:{port}"), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert process.stdout is not None
         _wait_for(lambda: "listening" in process.stdout.readline(), "the start line")  # type: ignore[union-attr]

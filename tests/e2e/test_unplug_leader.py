@@ -16,25 +16,26 @@ the request's User-Agent `nomad-operator/<version> replica=<identity>`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import pytest
+from e2e_processes import (
+    RunProcess,
+    fetch_json,
+    is_leader,
+    kill_group,
+    post,
+    repository_settings,
+    simulator_process,
+    spawn_run,
+    stop_all,
+    until,
+)
 
-from nomad_operator.testing import eventually
-
-WAIT_S = 45.0
 LEADER_TTL_S = 10.0
 """Nomad's smallest lock TTL: the simulator process runs its lock timers at Nomad's speed."""
 FAILOVER_DEADLINE_S = LEADER_TTL_S + 5.0
@@ -42,129 +43,41 @@ HEARTBEAT_TTL, HEARTBEAT_GRACE = "300ms", "300ms"
 DEPLOYMENT_TIME_SCALE = "0.02"
 JOBS = ("consul", "fabio", "whoami")
 NODES = ["pi1", "pi2", "pi3"]
-POLL_S = 0.1
-NOT_YET = (aiohttp.ClientError, TimeoutError)
-T = TypeVar("T")
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.invalid", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.invalid", "GIT_CONFIG_NOSYSTEM": "1"}  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL what is left of the process's group: a `run` killed without warning leaves its jobspec pool behind."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM and wait (SIGKILL after 20 s), then clear the process's group; every process here leads its own."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    _kill_group(process)
 
 
 @pytest.fixture
 def simulator() -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nomad_operator", "sim", "--nodes", "3", "--arch", "arm64", "--listen", "127.0.0.1:0",
-         "--heartbeat-ttl", HEARTBEAT_TTL, "--heartbeat-grace", HEARTBEAT_GRACE,
-         "--deployment-time-scale", DEPLOYMENT_TIME_SCALE],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().decode()
-        assert "listening on" in line, line
-        yield line.split("listening on ", 1)[1].split()[0]
-    finally:
-        _stop(process)
+    with simulator_process("--nodes", "3", "--arch", "arm64", "--heartbeat-ttl", HEARTBEAT_TTL, "--heartbeat-grace",
+                           HEARTBEAT_GRACE, "--deployment-time-scale", DEPLOYMENT_TIME_SCALE) as address:  # fmt: skip
+        yield address
 
 
 @pytest.fixture
-def repository(tmp_path: Path, project_root: Path) -> Path:
-    repo = tmp_path / "cluster"
-    shutil.copytree(project_root / "jobs", repo / "jobs")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "cluster jobs"]):
-        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env={**os.environ, **GIT_ENV})
-    return repo
-
-
-class Replica:
-    """One `nomad-operator run` process and the address of its HTTP server."""
-
-    def __init__(self, process: subprocess.Popen[bytes], address: str) -> None:
-        self.process = process
-        self.address = address
-
-
-def _spawn_replica(simulator: str, repository: Path, log: Path) -> Replica:
-    listen = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "NOMAD_ADDR": simulator, "NOMAD_OPERATOR_REPO": repository.as_uri(),
-           "NOMAD_OPERATOR_PATH": "jobs/*.nomad", "NOMAD_OPERATOR_LISTEN": listen,
-           "NOMAD_OPERATOR_LEADER_TTL": str(LEADER_TTL_S), "NOMAD_OPERATOR_LEADER_LOCK_DELAY": "0"}  # fmt: skip
-    with log.open("wb") as output:
-        process = subprocess.Popen([sys.executable, "-m", "nomad_operator", "run"], env=env, stdout=output,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    return Replica(process, f"http://{listen}")
-
-
-@pytest.fixture
-async def replicas(simulator: str, repository: Path, tmp_path: Path) -> AsyncIterator[list[Replica]]:
+async def replicas(simulator: str, jobs_repository: Path, tmp_path: Path) -> AsyncIterator[list[RunProcess]]:
     """Two replicas (their logs in tmp_path, kept by pytest for a failure's post-mortem), stopped even on failure."""
-    started: list[Replica] = []
+    settings = repository_settings(jobs_repository, LEADER_TTL=str(LEADER_TTL_S), LEADER_LOCK_DELAY="0")
+    started: list[RunProcess] = []
     try:
         for number in range(2):
-            started.append(_spawn_replica(simulator, repository, tmp_path / f"replica-{number}.log"))
+            started.append(spawn_run(simulator, settings=settings, log=tmp_path / f"replica-{number}.log"))
         yield started
     finally:
-        await asyncio.gather(*(asyncio.to_thread(_stop, replica.process) for replica in started))
+        await stop_all(replica.process for replica in started)
 
 
-async def _get(http: aiohttp.ClientSession, url: str) -> Any:
-    async with http.get(url, timeout=aiohttp.ClientTimeout(total=5)) as answer:
-        answer.raise_for_status()
-        return json.loads(await answer.text())
-
-
-async def _post(http: aiohttp.ClientSession, url: str) -> None:
-    async with http.post(url, timeout=aiohttp.ClientTimeout(total=5)) as answer:
-        answer.raise_for_status()
-
-
-async def _is_leader(http: aiohttp.ClientSession, replica: Replica) -> bool:
-    """The replica's `nomad_operator_is_leader` gauge; False while it cannot be reached."""
-    try:
-        async with http.get(f"{replica.address}/metrics", timeout=aiohttp.ClientTimeout(total=5)) as answer:
-            text = await answer.text()
-    except (aiohttp.ClientError, TimeoutError):
-        return False
-    values = [line.split()[-1] for line in text.splitlines() if line.startswith("nomad_operator_is_leader ")]
-    return values == ["1.0"]
-
-
-async def _source_status(http: aiohttp.ClientSession, replica: Replica) -> dict[str, Any] | None:
-    documents = await _get(http, f"{replica.address}/status")
+async def _source_status(http: aiohttp.ClientSession, replica: RunProcess) -> dict[str, Any] | None:
+    documents = await fetch_json(http, f"{replica.address}/status")
     return next(iter(documents.values()), None)
 
 
-async def _jobs_reported(http: aiohttp.ClientSession, replica: Replica) -> dict[str, dict[str, Any]]:
+async def _jobs_reported(http: aiohttp.ClientSession, replica: RunProcess) -> dict[str, dict[str, Any]]:
     document = await _source_status(http, replica) or {}
     return {job["id"]: job for job in document.get("jobs") or []}
 
 
 async def _placements(http: aiohttp.ClientSession, sim: str, job: str) -> list[str]:
-    names = {node["ID"]: node["Name"] for node in await _get(http, f"{sim}/v1/nodes")}
-    allocs = await _get(http, f"{sim}/v1/job/{job}/allocations")
+    names = {node["ID"]: node["Name"] for node in await fetch_json(http, f"{sim}/v1/nodes")}
+    allocs = await fetch_json(http, f"{sim}/v1/job/{job}/allocations")
     return sorted(names[a["NodeID"]] for a in allocs
                   if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running")  # fmt: skip
 
@@ -175,18 +88,18 @@ async def _all_spread(http: aiohttp.ClientSession, sim: str) -> bool:
 
 async def _routable_whoami_nodes(http: aiohttp.ClientSession, sim: str) -> list[str]:
     """The nodes of the registered whoami instances that carry a fabio route tag."""
-    names = {node["ID"]: node["Name"] for node in await _get(http, f"{sim}/v1/nodes")}
-    registrations = await _get(http, f"{sim}/v1/service/whoami")
+    names = {node["ID"]: node["Name"] for node in await fetch_json(http, f"{sim}/v1/nodes")}
+    registrations = await fetch_json(http, f"{sim}/v1/service/whoami")
     return sorted(names.get(r["NodeID"], r["NodeID"]) for r in registrations
                   if any(tag.startswith("urlprefix-") for tag in r.get("Tags") or []))  # fmt: skip
 
 
-async def _all_healthy(http: aiohttp.ClientSession, replica: Replica) -> bool:
+async def _all_healthy(http: aiohttp.ClientSession, replica: RunProcess) -> bool:
     jobs = await _jobs_reported(http, replica)
     return all(jobs.get(job, {}).get("health") == "Healthy" for job in JOBS)
 
 
-async def _degraded_naming_pi2(http: aiohttp.ClientSession, replica: Replica) -> dict[str, dict[str, Any]] | None:
+async def _degraded_naming_pi2(http: aiohttp.ClientSession, replica: RunProcess) -> dict[str, dict[str, Any]] | None:
     jobs = await _jobs_reported(http, replica)
     if all(job in jobs and jobs[job]["health"] == "Degraded" and "(node pi2 down)" in jobs[job]["message"]
            for job in JOBS):  # fmt: skip
@@ -194,27 +107,22 @@ async def _degraded_naming_pi2(http: aiohttp.ClientSession, replica: Replica) ->
     return None
 
 
-async def _until(check: Callable[[], Awaitable[T | None]], what: str, *, within: float = WAIT_S) -> T:
-    """Poll `check` until it returns something truthy; a replica not answering yet counts as "not yet"."""
-    return await eventually(check, timeout=within, interval=POLL_S, what=what, ignore=NOT_YET)
-
-
 async def test_unplugging_the_leaders_node_hands_over_and_the_cluster_heals(
-    simulator: str, replicas: list[Replica]
+    simulator: str, replicas: list[RunProcess]
 ) -> None:
     async with aiohttp.ClientSession() as http:
-        await _until(lambda: _all_spread(http, simulator), "consul, fabio and whoami 3/3 on distinct nodes")
+        await until(lambda: _all_spread(http, simulator), "consul, fabio and whoami 3/3 on distinct nodes")
         assert await _routable_whoami_nodes(http, simulator) == NODES
 
-        async def the_leader() -> list[Replica] | None:
-            leading = [replica for replica in replicas if await _is_leader(http, replica)]
+        async def the_leader() -> list[RunProcess] | None:
+            leading = [replica for replica in replicas if await is_leader(http, replica.address)]
             return leading if len(leading) == 1 else None
 
-        (leader,) = await _until(the_leader, "exactly one replica leading")
+        (leader,) = await until(the_leader, "exactly one replica leading")
         (survivor,) = [replica for replica in replicas if replica is not leader]
-        await _until(lambda: _all_healthy(http, leader), "the leader's status showing every job Healthy")
-        leader_status = await _until(lambda: _source_status(http, leader), "the leader's status")
-        survivor_status = await _until(lambda: _source_status(http, survivor), "the standby's status")
+        await until(lambda: _all_healthy(http, leader), "the leader's status showing every job Healthy")
+        leader_status = await until(lambda: _source_status(http, leader), "the leader's status")
+        survivor_status = await until(lambda: _source_status(http, survivor), "the standby's status")
         leader_agent = f"replica={leader_status['replica']['identity']}"
         survivor_agent = f"replica={survivor_status['replica']['identity']}"
         assert leader_agent != survivor_agent
@@ -223,14 +131,14 @@ async def test_unplugging_the_leaders_node_hands_over_and_the_cluster_heals(
         # pi2 loses power with the leader on it: no release of the lock, no goodbye; the replica and its jobspec
         # workers stop at once, and so do the node's heartbeats.
         failover_deadline = time.monotonic() + FAILOVER_DEADLINE_S
-        _kill_group(leader.process)
-        await _post(http, f"{simulator}/v1/sim/node/pi2/unplug")
+        kill_group(leader.process)
+        await post(http, f"{simulator}/v1/sim/node/pi2/unplug")
         await asyncio.to_thread(leader.process.wait, 10)
         dead_since = time.time()  # the simulator stamps its write log with the same wall clock
 
-        await _until(lambda: _is_leader(http, survivor), "the survivor to lead within TTL + 5 s of the kill",
+        await until(lambda: is_leader(http, survivor.address), "the survivor to lead within TTL + 5 s of the kill",
                      within=failover_deadline - time.monotonic())  # fmt: skip
-        reported = await _until(lambda: _degraded_naming_pi2(http, survivor),
+        reported = await until(lambda: _degraded_naming_pi2(http, survivor),
                                 "the new leader's status: each job Degraded, naming pi2")  # fmt: skip
         for job in JOBS:
             assert reported[job]["message"].startswith("2/3 running (node pi2 down)"), reported[job]
@@ -240,11 +148,11 @@ async def test_unplugging_the_leaders_node_hands_over_and_the_cluster_heals(
         for job in JOBS:
             assert await _placements(http, simulator, job) == ["pi1", "pi3"], job
 
-        await _post(http, f"{simulator}/v1/sim/node/pi2/plug")
-        await _until(lambda: _all_spread(http, simulator), "every job back to 3/3 with no action")
-        await _until(lambda: _all_healthy(http, survivor), "the new leader's status showing every job Healthy again")
+        await post(http, f"{simulator}/v1/sim/node/pi2/plug")
+        await until(lambda: _all_spread(http, simulator), "every job back to 3/3 with no action")
+        await until(lambda: _all_healthy(http, survivor), "the new leader's status showing every job Healthy again")
         assert await _routable_whoami_nodes(http, simulator) == NODES
-        log = (await _get(http, f"{simulator}/v1/sim/stats"))["write_log"]
+        log = (await fetch_json(http, f"{simulator}/v1/sim/stats"))["write_log"]
 
     after_kill = [entry for entry in log if entry["time"] > dead_since]
     assert [entry for entry in after_kill if leader_agent in entry["writer"]] == []

@@ -13,18 +13,13 @@ Nomad's timings, so the project's waves (consul, fabio, whoami) take about a sec
 from __future__ import annotations
 
 import json
-import shutil
-import socket
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from e2e_processes import RunProcess, RunProcesses, cli, git, request_json, simulator_process, wait_for
 
 DEADLINE_S = 60.0
 NODE_CONTROLLER_WAIT_S = 30.0
@@ -38,118 +33,46 @@ POLICY = {"flapDamping": {"threshold": 5, "window": "1m", "stableFor": "2s"},
           "rebalance": {"cooldown": "0s"}}  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _cli(*args: str, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "nomad_operator", *args], capture_output=True, text=True,
-                          timeout=timeout, check=False)  # fmt: skip
-
-
-def _request(address: str, path: str, *, method: str = "GET", body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(address + path, data=data, method=method)
-    with urllib.request.urlopen(request, timeout=5) as response:
-        raw = response.read()
-    return json.loads(raw) if raw else None
+    return cli(*args, timeout=timeout)
 
 
 def _wait_for(check: Callable[[], Any], what: str, *, deadline_s: float = DEADLINE_S) -> Any:
-    deadline = time.monotonic() + deadline_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, KeyError, ValueError):
-            last = None
-        if last:
-            return last
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    return wait_for(check, what, deadline_s=deadline_s, interval_s=0.1, ignore=(OSError, KeyError, ValueError))
 
 
 @pytest.fixture
-def cluster() -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nomad_operator", "sim", "--nodes", "3", "--arch", "arm64", "--listen",
-         f"127.0.0.1:{port}", "--heartbeat-ttl", TTL, "--heartbeat-grace", GRACE, "--deployment-time-scale",
-         DEPLOYMENT_TIME_SCALE],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    address = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for(lambda: all(n["Status"] == "ready" for n in _request(address, "/v1/nodes")), "three ready nodes")
+def cluster(tmp_path: Path) -> Iterator[str]:
+    flags = ("--nodes", "3", "--arch", "arm64", "--heartbeat-ttl", TTL, "--heartbeat-grace", GRACE,
+             "--deployment-time-scale", DEPLOYMENT_TIME_SCALE)  # fmt: skip
+    with simulator_process(*flags, log=tmp_path / "sim.log") as address:
+        _wait_for(lambda: all(n["Status"] == "ready" for n in request_json(address, "/v1/nodes")), "three ready nodes")
         yield address
-    finally:
-        process.terminate()
-        try:
-            process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-
-
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, timeout=30)
 
 
 @pytest.fixture
-def repository(tmp_path: Path, project_root: Path) -> Path:
-    repo = tmp_path / "cluster"
-    shutil.copytree(project_root / "jobs", repo / "jobs")
-    _git(repo, "init", "-q", "-b", "main")
-    _git(repo, "-c", "user.name=test", "-c", "user.email=test@example.org", "add", "-A")
-    _git(repo, "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-q", "-m", "cluster jobs")
-    return repo
-
-
-class Replica:
-    """One `nomad-operator run` process and the address of its HTTP server."""
-
-    def __init__(self, process: subprocess.Popen[str], address: str) -> None:
-        self.process = process
-        self.address = address
-
-
-@pytest.fixture
-def operators(cluster: str, repository: Path) -> Iterator[list[Replica]]:
+def operators(cluster: str, jobs_repository: Path, tmp_path: Path) -> Iterator[list[RunProcess]]:
     policy = {"apiVersion": "nomad-operator.io/v1alpha1", "kind": "NodePolicy",
               "metadata": {"name": "default", "namespace": "default"}, "spec": POLICY}  # fmt: skip
-    _request(cluster, f"/v1/var/{POLICY_PATH}", method="PUT",
+    request_json(cluster, f"/v1/var/{POLICY_PATH}", method="PUT",
              body={"Path": POLICY_PATH, "Items": {"resource": json.dumps(policy)}})  # fmt: skip
-    replicas = []
-    for _ in range(2):
-        listen = f"127.0.0.1:{_free_port()}"
-        env = {"PATH": "/usr/bin:/bin", "NOMAD_ADDR": cluster, "NOMAD_OPERATOR_REPO": repository.as_uri(),
-               "NOMAD_OPERATOR_REF": "main", "NOMAD_OPERATOR_PATH": "jobs/*.nomad",
-               "NOMAD_OPERATOR_LISTEN": listen}  # fmt: skip
-        process = subprocess.Popen(
-            [sys.executable, "-m", "nomad_operator", "run", "--repo", repository.as_uri()],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        replicas.append(Replica(process, f"http://{listen}"))
+    replicas = RunProcesses(cluster, tmp_path)
     try:
+        for _ in range(2):
+            settings = {"NOMAD_OPERATOR_REPO": jobs_repository.as_uri(), "NOMAD_OPERATOR_REF": "main",
+                        "NOMAD_OPERATOR_PATH": "jobs/*.nomad"}  # fmt: skip
+            replicas.start(settings=settings, args=("--repo", jobs_repository.as_uri()),
+                           base_env={"PATH": "/usr/bin:/bin"})  # fmt: skip
         _wait_for(lambda: _status(cluster), "the node controller's status", deadline_s=NODE_CONTROLLER_WAIT_S)
-        yield replicas
+        yield replicas.started
     finally:
-        for replica in replicas:
-            replica.process.terminate()
-        for replica in replicas:
-            try:
-                replica.process.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                replica.process.kill()
-                replica.process.communicate()
+        replicas.stop_all()
 
 
-def _leader_jobs(replicas: list[Replica]) -> dict[str, dict[str, Any]]:
+def _leader_jobs(replicas: list[RunProcess]) -> dict[str, dict[str, Any]]:
     """The per-job GitSource status of the replica that leads (empty while none says it leads)."""
     for replica in replicas:
-        documents = _request(replica.address, "/status")
+        documents = request_json(replica.address, "/status")
         for document in documents.values():
             if document.get("replica", {}).get("leader"):
                 return {job["id"]: job for job in document.get("jobs") or []}
@@ -157,12 +80,12 @@ def _leader_jobs(replicas: list[Replica]) -> dict[str, dict[str, Any]]:
 
 
 def _node_names(address: str) -> dict[str, str]:
-    return {node["ID"]: node["Name"] for node in _request(address, "/v1/nodes")}
+    return {node["ID"]: node["Name"] for node in request_json(address, "/v1/nodes")}
 
 
 def _placements(address: str, job: str) -> list[str]:
     names = _node_names(address)
-    allocs = _request(address, f"/v1/job/{job}/allocations")
+    allocs = request_json(address, f"/v1/job/{job}/allocations")
     return sorted(names[a["NodeID"]] for a in allocs
                   if a["DesiredStatus"] == "run" and a["ClientStatus"] == "running")  # fmt: skip
 
@@ -172,14 +95,14 @@ def _all_spread(address: str) -> bool:
 
 
 def _status(address: str) -> dict[str, Any]:
-    variable = _request(address, f"/v1/var/{STATUS_PATH}")
+    variable = request_json(address, f"/v1/var/{STATUS_PATH}")
     result: dict[str, Any] = json.loads(variable["Items"]["status"])
     return result
 
 
 def _routable_whoami(address: str) -> int:
     """Registered whoami instances carrying a fabio route tag."""
-    registrations = _request(address, "/v1/service/whoami")
+    registrations = request_json(address, "/v1/service/whoami")
     return sum(1 for r in registrations if any(tag.startswith("urlprefix-") for tag in r.get("Tags") or []))
 
 
@@ -194,7 +117,7 @@ def _degraded(address: str) -> dict[str, dict[str, Any]] | None:
     return None
 
 
-def _gitops_degraded(replicas: list[Replica]) -> dict[str, dict[str, Any]] | None:
+def _gitops_degraded(replicas: list[RunProcess]) -> dict[str, dict[str, Any]] | None:
     jobs = _leader_jobs(replicas)
     if all(job in jobs and jobs[job]["health"] == "Degraded" and "(node pi2 down)" in jobs[job]["message"]
            for job in JOBS):  # fmt: skip
@@ -202,7 +125,7 @@ def _gitops_degraded(replicas: list[Replica]) -> dict[str, dict[str, Any]] | Non
     return None
 
 
-def test_unplug_a_node_and_the_cluster_heals(cluster: str, operators: list[Replica]) -> None:
+def test_unplug_a_node_and_the_cluster_heals(cluster: str, operators: list[RunProcess]) -> None:
     _wait_for(lambda: _all_spread(cluster), "consul, fabio and whoami 3/3 on distinct nodes")
     assert _wait_for(lambda: _routable_whoami(cluster) == 3, "three routable whoami instances")
     _wait_for(lambda: all(_leader_jobs(operators).get(job, {}).get("health") == "Healthy" for job in JOBS),
@@ -228,18 +151,18 @@ def test_unplug_a_node_and_the_cluster_heals(cluster: str, operators: list[Repli
 
 
 def test_rebalance_after_return_without_distinct_hosts(
-    cluster: str, repository: Path, operators: list[Replica]
+    cluster: str, jobs_repository: Path, operators: list[RunProcess]
 ) -> None:
     _wait_for(lambda: _all_spread(cluster), "the first sync")
-    whoami = repository / "jobs" / "whoami.nomad"
+    whoami = jobs_repository / "jobs" / "whoami.nomad"
     text = whoami.read_text()
     constraint = '    constraint {\n      operator = "distinct_hosts"\n      value    = "true"\n    }\n'
     assert constraint in text
     whoami.write_text(text.replace(constraint, ""))
-    _git(repository, "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qam", "no distinct")
+    git(jobs_repository, "-c", "user.name=test", "-c", "user.email=test@example.org", "commit", "-qam", "no distinct")
 
     def no_distinct_live() -> bool:
-        job = _request(cluster, "/v1/job/whoami")
+        job = request_json(cluster, "/v1/job/whoami")
         return not any(c.get("Operand") == "distinct_hosts" for g in job["TaskGroups"] for c in g.get("Constraints")
                        or []) and len(_placements(cluster, "whoami")) == 3  # fmt: skip
 
@@ -252,7 +175,7 @@ def test_rebalance_after_return_without_distinct_hosts(
 
     def rebalanced() -> bool:
         nonlocal most_stopping
-        allocs = _request(cluster, "/v1/job/whoami/allocations")
+        allocs = request_json(cluster, "/v1/job/whoami/allocations")
         stopping = [a for a in allocs if a["DesiredStatus"] == "stop" and a["ClientStatus"] == "running"]
         most_stopping = max(most_stopping, len(stopping))
         return _placements(cluster, "whoami") == ["pi1", "pi2", "pi3"]
@@ -262,11 +185,11 @@ def test_rebalance_after_return_without_distinct_hosts(
     assert _wait_for(lambda: _status(cluster)["rebalanceStops"], "the stop reported") == 1
 
 
-def test_flapping_node_is_held_then_released(cluster: str, operators: list[Replica]) -> None:
+def test_flapping_node_is_held_then_released(cluster: str, operators: list[RunProcess]) -> None:
     _wait_for(lambda: _all_spread(cluster), "the first sync")
 
     def node(name: str) -> dict[str, Any]:
-        return next(n for n in _request(cluster, "/v1/nodes") if n["Name"] == name)
+        return next(n for n in request_json(cluster, "/v1/nodes") if n["Name"] == name)
 
     for _ in range(5):
         assert _cli("sim", "unplug", "pi3", "--address", cluster).returncode == 0
@@ -275,6 +198,7 @@ def test_flapping_node_is_held_then_released(cluster: str, operators: list[Repli
         _wait_for(lambda: node("pi3")["Status"] == "ready", "pi3 ready")
     _wait_for(lambda: [h["node"] for h in _status(cluster)["heldNodes"]] == ["pi3"], "pi3 held by flap damping")
     assert node("pi3")["SchedulingEligibility"] == "ineligible"
-    assert [n["Name"] for n in _request(cluster, "/v1/nodes") if n["SchedulingEligibility"] == "ineligible"] == ["pi3"]
+    nodes = request_json(cluster, "/v1/nodes")
+    assert [n["Name"] for n in nodes if n["SchedulingEligibility"] == "ineligible"] == ["pi3"]
     _wait_for(lambda: node("pi3")["SchedulingEligibility"] == "eligible", "pi3 released once stable")
     assert _status(cluster)["heldNodes"] == []

@@ -7,9 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from rt_running_informer import RunningInformer, noop_reconcile
 
 from nomad_operator.nomad import NomadClient
-from nomad_operator.runtime import ALLOCATIONS_BY_JOB, Controller, ObjectKey, Result, Watch, job_of_allocation
+from nomad_operator.runtime import ALLOCATIONS_BY_JOB, Controller, ObjectKey, Watch, job_of_allocation
 from nomad_operator.runtime.informer import Informer, cache_for_controllers
 from nomad_operator.runtime.metrics import RuntimeMetrics
 from nomad_operator.sim.config import SimConfig
@@ -27,10 +28,6 @@ def job(job_id: str, *, count: int = 2, meta: dict[str, str] | None = None) -> d
             "Name": "server", "Driver": "docker", "Config": {"image": "traefik/whoami"},
             "Resources": {"CPU": 50, "MemoryMB": 32}}]}],
     }  # fmt: skip
-
-
-async def _noop(key: ObjectKey) -> Result:
-    return Result()
 
 
 WATCHES = [
@@ -51,7 +48,7 @@ class Changes:
 
 
 def make_informer(client: NomadClient, **options: Any) -> tuple[Informer, Changes]:
-    controller = Controller("probe", reconcile=_noop, watches=WATCHES)
+    controller = Controller("probe", reconcile=noop_reconcile, watches=WATCHES)
     changes = Changes()
     informer = Informer(client=client, cache=cache_for_controllers([controller]), listener=changes, **options)
     return informer, changes
@@ -170,22 +167,3 @@ async def test_not_ready_with_a_reason_until_nomad_answers_the_list(nomad_sim: R
             nomad_sim.cluster.clear_faults()
             await eventually(lambda: informer.synced, what="sync once the list succeeds")
             assert informer.not_ready_reason() is None
-
-
-class RunningInformer:
-    """Runs an informer as a task for the block, and cancels it after."""
-
-    def __init__(self, informer: Informer) -> None:
-        self.informer = informer
-
-    async def __aenter__(self) -> Informer:
-        import asyncio
-
-        self.task = asyncio.create_task(self.informer.run())
-        return self.informer
-
-    async def __aexit__(self, *exc: object) -> None:
-        import asyncio
-
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)

@@ -12,8 +12,10 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from rt_running_informer import RunningInformer, noop_reconcile
+
 from nomad_operator.nomad import NomadClient
-from nomad_operator.runtime import ALLOCATIONS_BY_JOB, Controller, ObjectKey, Result, Watch, job_of_allocation
+from nomad_operator.runtime import ALLOCATIONS_BY_JOB, Controller, ObjectKey, Watch, job_of_allocation
 from nomad_operator.runtime.informer import Informer, cache_for_controllers
 from nomad_operator.sim.server import RunningSimulator
 from nomad_operator.testing import eventually, wait_for_allocs
@@ -31,10 +33,6 @@ def job(job_id: str, *, count: int = 1, meta: dict[str, str] | None = None) -> d
             "Name": "server", "Driver": "docker", "Config": {"image": "traefik/whoami"},
             "Resources": {"CPU": 20, "MemoryMB": 16}}]}],
     }  # fmt: skip
-
-
-async def _noop(key: ObjectKey) -> Result:
-    return Result()
 
 
 WATCHES = [
@@ -59,7 +57,7 @@ class Recorder:
 
 
 def make_informer(client: NomadClient, **options: Any) -> tuple[Informer, Recorder]:
-    controller = Controller("probe", reconcile=_noop, watches=WATCHES)
+    controller = Controller("probe", reconcile=noop_reconcile, watches=WATCHES)
     recorder = Recorder()
     informer = Informer(
         client=client, cache=cache_for_controllers([controller]), listener=recorder, list_page_size=PAGE_SIZE,
@@ -87,25 +85,6 @@ async def cache_equals_fresh_lists(client: NomadClient, informer: Informer) -> b
         if cached != await fresh(client, informer, kind):
             return False
     return True
-
-
-class RunningInformer:
-    """Runs an informer as a task for the block, and cancels it after."""
-
-    def __init__(self, informer: Informer) -> None:
-        self.informer = informer
-
-    async def __aenter__(self) -> Informer:
-        import asyncio
-
-        self.task = asyncio.create_task(self.informer.run())
-        return self.informer
-
-    async def __aexit__(self, *exc: object) -> None:
-        import asyncio
-
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def test_lists_of_many_pages_fill_the_cache_like_one_list(
