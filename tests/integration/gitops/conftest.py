@@ -11,10 +11,13 @@ import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from nomad_operator.nomad import NomadClient, NomadSettings
+from nomad_operator.sim.server import RunningSimulator
 
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Test",
@@ -225,3 +228,10 @@ def git_cli() -> Callable[..., str]:
 def lingering_git_children() -> Callable[[], list[str]]:
     """A probe listing git processes still parented by this test process."""
     return git_children
+
+
+@pytest.fixture
+async def nomad(sim: RunningSimulator) -> AsyncIterator[NomadClient]:
+    """A client of the test's simulator; each module brings its own `sim` fixture, with the timings it needs."""
+    async with NomadClient(NomadSettings(address=sim.address)) as client:
+        yield client

@@ -74,12 +74,6 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 
 
 @pytest.fixture
-async def nomad(sim: RunningSimulator) -> AsyncIterator[NomadClient]:
-    async with NomadClient(NomadSettings(address=sim.address)) as client:
-        yield client
-
-
-@pytest.fixture
 async def start_process(
     sim: RunningSimulator, tmp_path: Path
 ) -> AsyncIterator[Callable[..., Any]]:

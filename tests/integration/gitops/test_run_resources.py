@@ -59,12 +59,6 @@ async def sim() -> AsyncIterator[RunningSimulator]:
 
 
 @pytest.fixture
-async def nomad(sim: RunningSimulator) -> AsyncIterator[NomadClient]:
-    async with NomadClient(NomadSettings(address=sim.address)) as client:
-        yield client
-
-
-@pytest.fixture
 async def store(nomad: NomadClient, project_root: Path) -> ResourceStore:
     return ResourceStore(nomad, load_kinds(project_root / "crds"))
 

@@ -13,7 +13,7 @@ from nomad_operator.controllers.gitops.source_spec import GitSourceSpec
 from nomad_operator.controllers.gitops.source_status import SyncState
 from nomad_operator.controllers.gitops.source_sync import GitSourceSync
 from nomad_operator.jobspec import JobLoader
-from nomad_operator.nomad import NomadClient, NomadSettings
+from nomad_operator.nomad import NomadClient
 from nomad_operator.sim.config import SimConfig
 from nomad_operator.sim.server import RunningSimulator, start_simulator
 
@@ -50,12 +50,6 @@ def state_writes(sim: RunningSimulator) -> list[dict[str, Any]]:
 async def sim() -> AsyncIterator[RunningSimulator]:
     async with start_simulator(SimConfig(deployment_time_scale=0.01, task_start=0.01)) as running:
         yield running
-
-
-@pytest.fixture
-async def nomad(sim: RunningSimulator) -> AsyncIterator[NomadClient]:
-    async with NomadClient(NomadSettings(address=sim.address)) as client:
-        yield client
 
 
 @pytest.fixture
